@@ -1,0 +1,203 @@
+"""Domain specs: one YAML file declares one business domain and its model.
+
+A spec is the user's main extension point, so loading it must never take the
+other domains down with it: `load_domains` returns the good specs and a list of
+`SpecError`s (file and field named) instead of raising on the first bad file.
+Only pydantic and PyYAML are imported here, because the DAG files call this at
+parse time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9_]+$"
+BUILTIN_DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
+DOMAINS_PATH_ENV = "CONTINUUM_DOMAINS_PATH"
+
+ColumnType = Literal["int", "float", "category", "bool", "string", "datetime"]
+
+
+class _Open(BaseModel):
+    """Spec sections accept keys of their own ("add keys freely") and keep them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Column(_Open):
+    name: str
+    type: ColumnType
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _bounds_fit_type(self) -> Column:
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise ValueError(f"min/max only apply to int and float columns, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class DataContract(_Open):
+    format: Literal["csv", "parquet"] = "csv"
+    target: str
+    positive_label: Any = 1
+    id_column: str | None = None
+    columns: list[Column] = Field(min_length=1)
+    expectations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Extra GX expectations: {type: expect_..., kwargs: {...}}",
+    )
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self) -> DataContract:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"duplicated column names: {duplicated}")
+        if self.target not in names:
+            raise ValueError(f"target '{self.target}' is not one of the declared columns")
+        if self.id_column is not None and self.id_column not in names:
+            raise ValueError(f"id_column '{self.id_column}' is not one of the declared columns")
+        return self
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def feature_columns(self) -> list[Column]:
+        """Columns the model learns from: everything but the label and the id."""
+        return [c for c in self.columns if c.name not in (self.target, self.id_column)]
+
+
+class ModelSpec(_Open):
+    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _dotted_path(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", value):
+            raise ValueError(f"'{value}' is not a dotted import path like sklearn.linear_model.LogisticRegression")
+        return value
+
+
+class Monitoring(_Open):
+    primary_metric: str = "accuracy"
+    floor: float = 0.85
+    drift_share: float = Field(0.5, gt=0, le=1)
+
+
+class DomainSpec(_Open):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str
+    owner: str
+    schedule: str | None = "@weekly"
+    data: DataContract
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def tags(self) -> list[str]:
+        return [self.name]
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """A spec file that could not be used, with the field at fault."""
+
+    path: Path
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" field '{self.field}'" if self.field else ""
+        return f"{self.path}:{where} {self.message}. Fix the file, or move it out of the domains path."
+
+
+def domain_dirs() -> list[Path]:
+    """The built-in `include/domains` plus every directory in CONTINUUM_DOMAINS_PATH."""
+    extra = [Path(p) for p in os.environ.get(DOMAINS_PATH_ENV, "").split(os.pathsep) if p.strip()]
+    return [BUILTIN_DOMAINS_DIR, *extra]
+
+
+def spec_files(dirs: Iterable[Path] | None = None) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs if dirs is not None else domain_dirs():
+        if directory.is_dir():
+            files += sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    return files
+
+
+def _is_domain_document(raw: Any) -> bool:
+    """Assistant specs share the directory; a domain spec is one that declares `data`."""
+    return isinstance(raw, dict) and raw.get("kind", "domain") == "domain"
+
+
+def load_spec(path: Path) -> DomainSpec:
+    """Load one domain spec; raises SpecLoadError naming the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecLoadError(SpecError(path, "", f"cannot be read as YAML ({exc})")) from exc
+    if not isinstance(raw, dict):
+        raise SpecLoadError(SpecError(path, "", "must be a YAML mapping with name, data, model, ..."))
+    try:
+        return DomainSpec.model_validate({**raw, "source": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise SpecLoadError(SpecError(path, field, first["msg"])) from exc
+
+
+class SpecLoadError(ValueError):
+    def __init__(self, error: SpecError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], list[SpecError]]:
+    """Every valid domain spec, and an error for every file that is not one.
+
+    Names must be unique: the second file that uses a name is reported, the first kept.
+    """
+    specs: dict[str, DomainSpec] = {}
+    errors: list[SpecError] = []
+    for path in spec_files(dirs):
+        try:
+            if not _is_domain_document(yaml.safe_load(path.read_text())):
+                continue
+        except (OSError, yaml.YAMLError):
+            pass  # load_spec reports it with the file name
+        try:
+            spec = load_spec(path)
+        except SpecLoadError as exc:
+            errors.append(exc.error)
+            continue
+        if spec.name in specs:
+            errors.append(SpecError(path, "name", f"'{spec.name}' is already used by {specs[spec.name].source}"))
+            continue
+        specs[spec.name] = spec
+    return list(specs.values()), errors
+
+
+def get_domain(name: str) -> DomainSpec:
+    """The spec named `name`, or a one-line error that lists the known domains."""
+    specs, _ = load_domains()
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    known = ", ".join(sorted(s.name for s in specs)) or "none"
+    raise KeyError(f"unknown domain '{name}' (known: {known}); add include/domains/{name}.yaml")

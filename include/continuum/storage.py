@@ -1,0 +1,140 @@
+"""S3 storage: one key builder and the few operations the DAGs need.
+
+Every key is derived from a domain and a batch id, so a task that runs twice
+reads and writes the same objects (idempotent reruns). boto3's standard
+configuration is used unchanged: credentials, region and `AWS_ENDPOINT_URL`
+come from the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from continuum import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Keys:
+    """The S3 layout of one domain (see docs/ARCHITECTURE in the README)."""
+
+    def __init__(self, domain: str):
+        self.domain = domain
+
+    @property
+    def landing(self) -> str:
+        return f"landing/{self.domain}/"
+
+    def batch(self, batch_id: str) -> str:
+        return f"batches/{self.domain}/{batch_id}/"
+
+    def raw(self, batch_id: str, extension: str) -> str:
+        return f"{self.batch(batch_id)}raw{extension}"
+
+    def manifest(self, batch_id: str) -> str:
+        return f"{self.batch(batch_id)}manifest.json"
+
+    def decision(self, batch_id: str) -> str:
+        return f"{self.batch(batch_id)}decision.json"
+
+    def validated(self, batch_id: str) -> str:
+        return f"validated/{self.domain}/{batch_id}/data.parquet"
+
+    def validation_report(self, batch_id: str) -> str:
+        return f"{self.batch(batch_id)}validation.json"
+
+    def quarantine(self, batch_id: str) -> str:
+        return f"quarantine/{self.domain}/{batch_id}/"
+
+    def scores(self, batch_id: str) -> str:
+        return f"scores/{self.domain}/{batch_id}.parquet"
+
+
+def batch_id_for(content: bytes) -> str:
+    """A stable batch id: the same bytes landed twice get the same id and are processed once."""
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
+@functools.cache
+def client():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def ensure_bucket(name: str | None = None) -> None:
+    from botocore.exceptions import ClientError
+
+    name = name or settings.bucket()
+    try:
+        client().head_bucket(Bucket=name)
+    except ClientError:
+        client().create_bucket(Bucket=name)
+
+
+def put_bytes(key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    client().put_object(Bucket=settings.bucket(), Key=key, Body=data, ContentType=content_type)
+    return key
+
+
+def get_bytes(key: str) -> bytes:
+    buffer = io.BytesIO()
+    client().download_fileobj(settings.bucket(), key, buffer)
+    return buffer.getvalue()
+
+
+def put_json(key: str, payload: Any) -> str:
+    return put_bytes(key, json.dumps(payload, indent=2, default=str).encode(), "application/json")
+
+
+def get_json(key: str) -> Any:
+    return json.loads(get_bytes(key))
+
+
+def exists(key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client().head_object(Bucket=settings.bucket(), Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def list_keys(prefix: str) -> list[str]:
+    paginator = client().get_paginator("list_objects_v2")
+    keys: list[str] = []
+    for page in paginator.paginate(Bucket=settings.bucket(), Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", [])]
+    return sorted(keys)
+
+
+def move(source: str, destination: str) -> str:
+    """Copy then delete: the object exists under one of the two keys at every moment."""
+    bucket = settings.bucket()
+    client().copy({"Bucket": bucket, "Key": source}, bucket, destination)
+    client().delete_object(Bucket=bucket, Key=source)
+    return destination
+
+
+def put_frame(key: str, frame: pd.DataFrame) -> str:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return put_bytes(key, buffer.getvalue())
+
+
+def get_frame(key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(get_bytes(key)))
+
+
+def uri(key: str) -> str:
+    return f"s3://{settings.bucket()}/{key}"

@@ -1,0 +1,101 @@
+"""Shared fixtures: an S3 endpoint (moto server), an MLflow store and an Airflow home.
+
+The environment is set before anything imports Airflow, boto3 or MLflow, so every
+test (and every DAG run through `dag.test()`) talks to these and never to a real
+service. Each test gets its own bucket names, so tests do not see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="continuum-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Set before collection so that Airflow's configuration, read at import, sees it.
+os.environ.update(
+    {
+        "CONTINUUM_HOME": str(_SESSION_DIR / "home"),
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_SESSION_DIR / 'airflow' / 'airflow.db'}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{_SESSION_DIR / 'mlflow.db'}",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+)
+for _var in ("CONTINUUM_DOMAINS_PATH", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """A moto S3 server on a free loopback port for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["MLFLOW_S3_ENDPOINT_URL"] = endpoint
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    """Fresh buckets for one test; returns the storage module ready to use."""
+    from continuum import storage
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("CONTINUUM_BUCKET", f"continuum-{suffix}")
+    monkeypatch.setenv("CONTINUUM_MLFLOW_BUCKET", f"continuum-mlflow-{suffix}")
+    storage.client.cache_clear()
+    storage.ensure_bucket()
+    storage.ensure_bucket(os.environ["CONTINUUM_MLFLOW_BUCKET"])
+    return storage
+
+
+@pytest.fixture
+def mlflow_store(s3, tmp_path, monkeypatch):
+    """An MLflow tracking store of this test's own, with artefacts in the test's S3 bucket."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("CONTINUUM_MLFLOW_ARTIFACTS", f"s3://{os.environ['CONTINUUM_MLFLOW_BUCKET']}/")
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return os.environ["MLFLOW_TRACKING_URI"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """An initialised Airflow metadata database (SQLite) for `dag.test()` runs."""
+    from airflow.utils import db
+
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    db.initdb()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def services_required() -> bool:
+    return os.environ.get("CONTINUUM_REQUIRE_SERVICES") == "1"
