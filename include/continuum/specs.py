@@ -162,6 +162,10 @@ def load_spec(path: Path) -> DomainSpec:
         raise SpecLoadError(SpecError(path, field, first["msg"])) from exc
 
 
+class UnknownDomain(LookupError):
+    """A command named a domain that no spec declares."""
+
+
 class SpecLoadError(ValueError):
     def __init__(self, error: SpecError):
         super().__init__(str(error))
@@ -200,4 +204,4 @@ def get_domain(name: str) -> DomainSpec:
         if spec.name == name:
             return spec
     known = ", ".join(sorted(s.name for s in specs)) or "none"
-    raise KeyError(f"unknown domain '{name}' (known: {known}); add include/domains/{name}.yaml")
+    raise UnknownDomain(f"unknown domain '{name}' (known: {known}); add include/domains/{name}.yaml")

@@ -116,11 +116,16 @@ def list_keys(prefix: str) -> list[str]:
     return sorted(keys)
 
 
+def delete(key: str) -> None:
+    """Only for an object that already exists under another key (see `move`)."""
+    client().delete_object(Bucket=settings.bucket(), Key=key)
+
+
 def move(source: str, destination: str) -> str:
     """Copy then delete: the object exists under one of the two keys at every moment."""
     bucket = settings.bucket()
     client().copy({"Bucket": bucket, "Key": source}, bucket, destination)
-    client().delete_object(Bucket=bucket, Key=source)
+    delete(source)
     return destination
 
 
