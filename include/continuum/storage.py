@@ -54,6 +54,9 @@ class Keys:
     def scores(self, batch_id: str) -> str:
         return f"scores/{self.domain}/{batch_id}.parquet"
 
+    def alert(self, name: str) -> str:
+        return f"alerts/{self.domain}/{name}.json"
+
 
 def batch_id_for(content: bytes) -> str:
     """A stable batch id: the same bytes landed twice get the same id and are processed once."""
