@@ -97,6 +97,34 @@ class Monitoring(_Open):
     primary_metric: str = "accuracy"
     floor: float = 0.85
     drift_share: float = Field(0.5, gt=0, le=1)
+    metric_params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the primary metric, e.g. {precision: 0.5}"
+    )
+
+
+class Training(_Open):
+    """How the challenger's data is chosen: the champion's window plus the new batch."""
+
+    window_batches: int = Field(10, ge=1, description="Most recent validated batches kept in the window")
+    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    seed: int = 0
+
+
+class Blessing(_Open):
+    """When a challenger may replace the champion (TFX Evaluator's value and change thresholds)."""
+
+    min_value: float | None = Field(None, description="Value threshold; defaults to monitoring.floor")
+    max_degradation: float = Field(
+        0.01, ge=0, description="Change threshold: how much worse than the champion the challenger may be"
+    )
+    segment_column: str | None = Field(None, description="Column whose every segment must clear the floor")
+    min_segment_rows: int = Field(30, ge=1, description="Smaller segments are too noisy to judge")
+
+
+class Scoring(_Open):
+    """What batch scoring writes: probabilities, premiums, fraud flags or top-k recommendations."""
+
+    kind: Literal["probability", "premium", "fraud", "recommendations"] = "probability"
 
 
 class DomainSpec(_Open):
@@ -107,11 +135,24 @@ class DomainSpec(_Open):
     data: DataContract
     model: ModelSpec = Field(default_factory=ModelSpec)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    training: Training = Field(default_factory=Training)
+    blessing: Blessing = Field(default_factory=Blessing)
+    scoring: Scoring = Field(default_factory=Scoring)
+    baseline: ModelSpec | None = Field(
+        None, description="A rules model registered as the first champion, so the ML model must beat it"
+    )
     source: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _segment_column_is_declared(self) -> DomainSpec:
+        column = self.blessing.segment_column
+        if column is not None and column not in [c.name for c in self.data.columns]:
+            raise ValueError(f"blessing.segment_column '{column}' is not one of the declared columns")
+        return self
+
     @property
-    def tags(self) -> list[str]:
-        return [self.name]
+    def bless_floor(self) -> float:
+        return self.blessing.min_value if self.blessing.min_value is not None else self.monitoring.floor
 
 
 @dataclass(frozen=True)
