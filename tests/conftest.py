@@ -41,6 +41,8 @@ os.environ.update(
         "MLFLOW_TRACKING_URI": f"sqlite:///{_SESSION_DIR / 'mlflow.db'}",
         "GIT_PYTHON_REFRESH": "quiet",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        "OMP_NUM_THREADS": "1",
     }
 )
 for _var in ("CONTINUUM_DOMAINS_PATH", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):

@@ -1,0 +1,270 @@
+"""The supervisor behind `make run` (`continuum platform run`) and `make up-prod`.
+
+It does what `airflow standalone` does, plus MLflow and S3, with the failure modes made
+explicit: preconditions first (one line each), then `airflow db migrate` and
+`airflow_settings.yaml`, then every component as a child process in its own process
+group (so Ctrl-C reaches the supervisor only and it stops children in order, S3 last for
+the final snapshot). Output is prefixed by component and also kept in
+`<home>/logs/<component>.log`. The supervisor writes `<home>/platform.json` while it
+runs so CLI commands use the running services instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from continuum.local import environment, preflight, state
+from continuum.local.airflow_settings import DEFAULT_FILE as SETTINGS_FILE
+
+BIN = Path(sys.executable).parent
+STOP_TIMEOUT = 30.0
+_print_lock = threading.Lock()
+
+
+def say(component: str, line: str) -> None:
+    with _print_lock:
+        print(f"{component:<14}| {line}", flush=True)
+
+
+@dataclass
+class Child:
+    """One component: a process group whose output goes to the terminal and to its log file."""
+
+    name: str
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    _reader: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command,
+            env=env,
+            cwd=environment.settings.REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: signals are ours to send
+        )
+        self._reader = threading.Thread(target=self._pump, name=f"log-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.process and self.process.stdout
+        with open(self.log_path, "ab") as log:
+            for raw in self.process.stdout:
+                log.write(raw)
+                log.flush()
+                say(self.name, raw.decode(errors="replace").rstrip())
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def signal(self, sig: int, group: bool = False) -> None:
+        """Signal the component's main process, or its whole process group (stragglers included)."""
+        if self.process is None or (not group and self.process.poll() is not None):
+            return
+        try:
+            if group:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if self._reader:
+            self._reader.join(timeout=5)
+        return True
+
+
+def children(plan: environment.Plan, log_dir: Path) -> list[Child]:
+    """The components to run, in start order (S3 and MLflow first: Airflow tasks use them)."""
+    result: list[Child] = []
+    host = environment.HOST
+    if plan.start_s3:
+        buckets = [environment.bucket(plan.env), environment.mlflow_bucket(plan.env)]
+        command = [sys.executable, "-m", "continuum.local.s3server", "--host", host, "--port", str(plan.ports.s3)]
+        command += ["--snapshot-dir", str(plan.home / "s3")] + [arg for b in buckets for arg in ("--bucket", b)]
+        result.append(Child("s3", command, log_dir / "s3.log"))
+    if plan.start_mlflow:
+        command = [str(BIN / "mlflow"), "server", "--backend-store-uri", plan.mlflow_backend_uri]
+        command += ["--default-artifact-root", plan.mlflow_artifact_root, "--host", host]
+        command += ["--port", str(plan.ports.mlflow), "--workers", "1"]
+        result.append(Child("mlflow", command, log_dir / "mlflow.log"))
+    components = ["api-server", "scheduler", "dag-processor", "triggerer"]
+    for component in components:
+        result.append(Child(component, [str(BIN / "airflow"), component], log_dir / f"{component}.log"))
+    if plan.production:
+        command = [str(BIN / "airflow"), "celery", "worker", "--concurrency", str(max(2, os.cpu_count() or 2))]
+        result.append(Child("celery-worker", command, log_dir / "celery-worker.log"))
+    return result
+
+
+def _get(url: str) -> tuple[int, bytes] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, ValueError):
+        return None
+
+
+def readiness(plan: environment.Plan) -> dict[str, bool]:
+    """Which started services answer: S3 any HTTP answer, MLflow /health, Airflow all jobs healthy."""
+    status: dict[str, bool] = {}
+    if plan.start_s3:
+        status["s3"] = _get(f"http://{environment.HOST}:{plan.ports.s3}/") is not None
+    if plan.start_mlflow:
+        answer = _get(f"http://{environment.HOST}:{plan.ports.mlflow}/health")
+        status["mlflow"] = answer is not None and answer[0] == 200
+    answer = _get(f"http://{environment.HOST}:{plan.ports.airflow}/api/v2/monitor/health")
+    healthy = False
+    if answer and answer[0] == 200:
+        health = json.loads(answer[1] or b"{}")
+        parts = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        healthy = all((health.get(p) or {}).get("status") == "healthy" for p in parts)
+    status["airflow"] = healthy
+    return status
+
+
+def banner(plan: environment.Plan) -> str:
+    yours = {"mlflow": not plan.start_mlflow, "s3": not plan.start_s3}
+    rows = [
+        ("Airflow UI", plan.endpoints["airflow"], f"login {environment.ADMIN_LOGIN[0]} / {environment.ADMIN_LOGIN[1]}"),
+        ("MLflow", plan.endpoints["mlflow"], "yours (MLFLOW_TRACKING_URI)" if yours["mlflow"] else ""),
+        ("S3 endpoint", plan.endpoints["s3"], "yours (AWS_ENDPOINT_URL)" if yours["s3"] else
+         f"buckets {environment.bucket(plan.env)}, {environment.mlflow_bucket(plan.env)}"),
+    ]
+    mode = "production (CeleryExecutor, Postgres, Redis)" if plan.production else "embedded (LocalExecutor, SQLite)"
+    lines = ["", f"Continuum is running: {mode}"]
+    lines += [f"  {name:<12} {url:<28} {note}".rstrip() for name, url, note in rows]
+    lines += [f"  state        {plan.home}", f"  logs         {plan.home / 'logs'}", "Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+def state_record(plan: environment.Plan, running: list[Child], status: str) -> dict:
+    exported = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
+                "CONTINUUM_MLFLOW_ARTIFACTS", "AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    return {
+        "pid": os.getpid(),
+        "mode": "production" if plan.production else "embedded",
+        "status": status,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "home": str(plan.home),
+        "endpoints": plan.endpoints,
+        "env": {k: plan.env[k] for k in exported if plan.env.get(k)},
+        "children": {c.name: c.process.pid for c in running if c.process},
+        "logs": str(plan.home / "logs"),
+    }
+
+
+def stop_all(running: list[Child]) -> None:
+    """SIGTERM each component, wait, SIGKILL stragglers; S3 goes last so its snapshot sees every write.
+
+    SIGTERM goes to the main process first, as `airflow standalone` does: the scheduler's
+    LocalExecutor hangs on shutdown when its worker processes are signalled too. Whatever
+    is left in the group once the main process is gone (or after the timeout) is killed.
+    """
+    waves = [[c for c in running if c.name != "s3"], [c for c in running if c.name == "s3"]]
+    for wave in waves:
+        for child in wave:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in wave:
+            if not child.wait(max(0.1, deadline - time.monotonic())):
+                say("continuum", f"{child.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
+            child.signal(signal.SIGKILL, group=True)
+            child.wait(10)
+
+
+def prepare(plan: environment.Plan, log_dir: Path) -> None:
+    """Every precondition, then the database and the settings file; raises PreflightError."""
+    preflight.check_not_running(plan)
+    preflight.check_dependencies(plan)
+    preflight.check_ports(plan)
+    if plan.production:
+        preflight.check_production_services(plan)
+        preflight.check_celery_executor(plan)
+    environment.write_passwords_file(environment.passwords_file(plan.airflow_home))
+    say("continuum", "migrating the Airflow database")
+    preflight.migrate_airflow_db(plan, log_dir)
+    say("continuum", f"loading {SETTINGS_FILE.name}")
+    preflight.load_airflow_settings(plan, SETTINGS_FILE, log_dir)
+
+
+def supervise(plan: environment.Plan, running: list[Child], stop: threading.Event) -> int:
+    """Wait for readiness, print the banner, then watch the children until stop or a death."""
+    ready_shown, last_wait_note = False, time.monotonic()
+    while not stop.wait(1.0):
+        dead = next((c for c in running if c.exited() is not None), None)
+        if dead:
+            say("continuum", f"{dead.name} exited unexpectedly (exit code {dead.exited()}); "
+                f"see {dead.log_path}. Stopping the other components.")
+            return 1
+        if ready_shown:
+            continue
+        status = readiness(plan)
+        if all(status.values()):
+            state.write(plan.home, state_record(plan, running, "ready"))
+            print(banner(plan), flush=True)
+            ready_shown = True
+        elif time.monotonic() - last_wait_note > 30:
+            waiting = ", ".join(name for name, ok in status.items() if not ok)
+            say("continuum", f"still waiting for: {waiting}")
+            last_wait_note = time.monotonic()
+    return 0
+
+
+def run(production: bool = False) -> int:
+    """Start the platform and block until Ctrl-C/SIGTERM (returns 0) or a component dies (1)."""
+    try:
+        plan = environment.plan(production=production)
+    except ValueError as exc:
+        print(f"continuum: {exc}", file=sys.stderr)
+        return 2
+    log_dir = plan.home / "logs"
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running: list[Child] = []
+    try:
+        prepare(plan, log_dir)
+        if stop.is_set():
+            return 0
+        for child in children(plan, log_dir):
+            child.start(plan.env)
+            running.append(child)
+        state.write(plan.home, state_record(plan, running, "starting"))
+        return supervise(plan, running, stop)
+    except preflight.PreflightError as exc:
+        if stop.is_set():  # Ctrl-C during preparation also interrupts `airflow db migrate`
+            return 0
+        print(f"continuum: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if running:
+            say("continuum", "stopping")
+            stop_all(running)
+            say("continuum", "stopped")
+        if running or state.running(plan.home) is None:
+            state.remove(plan.home)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

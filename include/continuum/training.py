@@ -1,0 +1,280 @@
+"""Train a domain's model: a scikit-learn Pipeline built from its spec, logged to MLflow.
+
+The pipeline does its own preprocessing from the data contract, so a model loaded
+back from the registry takes the raw feature frame the batch scorer has (extra
+columns such as the id or the label are ignored) and nothing outside scikit-learn
+is needed to load it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from continuum import metrics, tracking
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from continuum.specs import DomainSpec
+
+log = logging.getLogger(__name__)
+
+THREADS_ENV = "CONTINUUM_TRAIN_THREADS"
+# Estimators that compare feature magnitudes and so want scaled inputs.
+_SCALE_SENSITIVE = ("sklearn.linear_model.", "sklearn.svm.", "sklearn.neighbors.", "sklearn.neural_network.")
+
+
+class TrainingResult(BaseModel):
+    """What the training task hands on (small enough for an XCom)."""
+
+    run_id: str
+    model_uri: str
+    version: str
+    metrics: dict[str, float]
+    experiment: str
+
+
+def make_estimator(spec: DomainSpec):
+    """The estimator `model.estimator` names, with `model.params`."""
+    path = spec.model.estimator
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"{spec.name}: model.estimator '{path}' cannot be imported ({exc}); "
+            "use a class path like sklearn.ensemble.HistGradientBoostingClassifier"
+        ) from exc
+    try:
+        return cls(**spec.model.params)
+    except TypeError as exc:
+        raise ValueError(f"{spec.name}: model.params do not fit {path} ({exc}); fix model.params") from exc
+
+
+def build_pipeline(spec: DomainSpec) -> Pipeline:
+    """Preprocessing by column type from `data.columns`, then the spec's estimator.
+
+    numbers: median imputation (plus scaling for linear, SVM, neighbour and neural
+    models); categories and strings: most frequent value, then one-hot (unknown
+    values become all zeros); bools: one-hot with the binary column dropped, i.e.
+    0/1. Datetime columns are left out: a raw timestamp does not generalise, and a
+    domain that needs one should derive a feature from it upstream.
+    """
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    estimator = make_estimator(spec)
+    scale = spec.model.estimator.startswith(_SCALE_SENSITIVE)
+    groups: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": []}
+    kind = {
+        "int": "numeric",
+        "float": "numeric",
+        "category": "categorical",
+        "string": "categorical",
+        "bool": "boolean",
+    }
+    for column in spec.data.feature_columns:
+        if column.type in kind:
+            groups[kind[column.type]].append(column.name)
+    if not any(groups.values()):
+        raise ValueError(
+            f"{spec.name}: data.columns declares no usable feature column (all are datetime or id)"
+        )
+
+    numeric = [SimpleImputer(strategy="median"), *([StandardScaler()] if scale else [])]
+    categorical = [
+        # Two imputers: CSV gives NaN for a missing text value, Parquet gives None.
+        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(missing_values=None, strategy="most_frequent"),
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
+    ]
+    boolean = [
+        OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+    ]
+    steps = {"numeric": numeric, "categorical": categorical, "boolean": boolean}
+    preprocess = ColumnTransformer(
+        [(name, make_pipeline(*steps[name]), columns) for name, columns in groups.items() if columns],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+def features(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns of `frame`, in contract order."""
+    names = [c.name for c in spec.data.feature_columns if c.type != "datetime"]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{spec.name}: the frame lacks feature column(s) {missing} declared in data.columns")
+    return frame[names]
+
+
+def _labels(spec: DomainSpec, frame: pd.DataFrame) -> pd.Series:
+    target = spec.data.target
+    if target not in frame.columns:
+        raise ValueError(f"{spec.name}: cannot train without the label column '{target}' (data.target)")
+    return frame[target]
+
+
+def split(frame: pd.DataFrame, spec: DomainSpec, test_size: float = 0.25, seed: int = 0):
+    """(train, holdout), stratified on the label so both keep the positive rate."""
+    from sklearn.model_selection import train_test_split
+
+    labels = _labels(spec, frame)
+    train, holdout = train_test_split(frame, test_size=test_size, random_state=seed, stratify=labels)
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def threads() -> int:
+    """OpenMP threads for training (`CONTINUUM_TRAIN_THREADS`, default 1).
+
+    Airflow runs several tasks per worker; with every task spinning one OpenMP
+    thread per core, HistGradientBoosting on 15k rows went from 0.4 s to 32 s on a
+    busy 2-core machine. One thread is also the fastest choice on data this size.
+    """
+    value = os.environ.get(THREADS_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV}={value!r} must be a whole number of threads, 1 or more")
+    return int(value)
+
+
+def fit(spec: DomainSpec, frame: pd.DataFrame) -> Pipeline:
+    """A fitted pipeline for the spec, trained on all rows of a labelled frame."""
+    from threadpoolctl import threadpool_limits
+
+    labels = _labels(spec, frame)
+    if labels.isna().any():
+        raise ValueError(
+            f"{spec.name}: label column '{spec.data.target}' has missing values; validate the batch first"
+        )
+    with threadpool_limits(limits=threads()):
+        return build_pipeline(spec).fit(features(spec, frame), labels)
+
+
+def _params(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, Any]:
+    params = {f"model.{k}": v for k, v in spec.model.params.items()}
+    return {
+        "estimator": spec.model.estimator,
+        **params,
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+    }
+
+
+def _skops_types(pipeline: Pipeline) -> list[str]:
+    """The types skops must be told to trust to load this pipeline again.
+
+    skops (MLflow's default format) refuses to load types it does not know, e.g.
+    HistGradientBoosting's tree predictor. We built this pipeline in this process,
+    so its own types are trusted, and the list is recorded next to the model.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+
+
+def _log_datasets(spec: DomainSpec, frames: dict[str, pd.DataFrame], batch_id: str, dataset_uri: str):
+    """Log each frame as a run input under its context ("training", "holdout"); returns the datasets."""
+    import mlflow
+    import mlflow.data
+
+    datasets = {}
+    for context, frame in frames.items():
+        datasets[context] = mlflow.data.from_pandas(
+            frame, source=dataset_uri, targets=spec.data.target, name=f"{spec.name}-{batch_id}-{context}"
+        )
+        mlflow.log_input(datasets[context], context=context)
+    return datasets
+
+
+def _log_model(spec: DomainSpec, pipeline: Pipeline, x_example: pd.DataFrame):
+    """Log and register the pipeline so that both sklearn and pyfunc loaders score raw feature frames.
+
+    pyfunc predicts probabilities (`predict_proba`), matching the signature's output.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=infer_signature(x_example, pipeline.predict_proba(x_example.head(100))),
+        input_example=x_example.head(5),
+        pip_requirements=list(tracking.pip_requirements()),  # saves ~15 s of dependency inference
+        pyfunc_predict_fn="predict_proba",
+        serialization_format="skops",
+        skops_trusted_types=_skops_types(pipeline),
+        registered_model_name=spec.name,
+    )
+
+
+def train_and_register(
+    spec: DomainSpec,
+    train_frame: pd.DataFrame,
+    holdout_frame: pd.DataFrame,
+    *,
+    batch_id: str,
+    dataset_uri: str,
+    tags: dict[str, str] | None = None,
+) -> TrainingResult:
+    """Fit on `train_frame`, evaluate on `holdout_frame`, and register a new version of `spec.name`.
+
+    One MLflow run (`train-<batch_id>`) in the domain's experiment holds the
+    params, both datasets as inputs, the holdout metrics (linked to the model and
+    the holdout dataset) and the model, registered under the domain's name. No
+    alias is set here: blessing decides.
+    """
+    import mlflow
+    from threadpoolctl import threadpool_limits
+
+    started = time.monotonic()
+    experiment_id = tracking.ensure_experiment(spec.name)
+    run_tags = {"domain": spec.name, "batch_id": batch_id, **(tags or {})}
+    with (
+        warnings.catch_warnings(),
+        mlflow.start_run(run_name=f"train-{batch_id}", tags=run_tags) as run,
+    ):
+        # The validation gate keeps nulls out of int columns, so MLflow's hint about them is noise here.
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+        )
+        mlflow.log_params(_params(spec, train_frame, holdout_frame))
+        frames = {"training": train_frame, "holdout": holdout_frame}
+        datasets = _log_datasets(spec, frames, batch_id, dataset_uri)
+        pipeline = fit(spec, train_frame)
+        with threadpool_limits(limits=threads()):
+            scores = metrics.evaluate(spec, pipeline, holdout_frame)
+            info = _log_model(spec, pipeline, features(spec, train_frame))
+        mlflow.log_metrics(scores, model_id=info.model_id, dataset=datasets["holdout"])
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        for key, value in {"domain": spec.name, "batch_id": batch_id}.items():
+            client.set_model_version_tag(spec.name, version, key, value)
+
+    log.info(
+        "event=model_registered domain=%s batch_id=%s version=%s run_id=%s seconds=%.1f %s",
+        spec.name,
+        batch_id,
+        version,
+        run.info.run_id,
+        time.monotonic() - started,
+        " ".join(f"{k}={v:.4f}" for k, v in scores.items()),
+    )
+    return TrainingResult(
+        run_id=run.info.run_id,
+        model_uri=f"models:/{spec.name}/{version}",
+        version=version,
+        metrics=scores,
+        experiment=mlflow.get_experiment(experiment_id).name,
+    )

@@ -1,0 +1,185 @@
+"""Pipelines from specs, the stratified split, and one real train-and-register against MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from continuum import simulate, tracking, training
+from continuum.specs import DomainSpec, get_domain
+
+DOMAIN = "insurance_claim_risk"
+
+
+def _spec(estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier", params=None) -> DomainSpec:
+    """A spec with one column of every type."""
+    return DomainSpec.model_validate(
+        {
+            "name": "every_type",
+            "description": "test",
+            "owner": "tests",
+            "data": {
+                "target": "label",
+                "id_column": "id",
+                "columns": [
+                    {"name": "id", "type": "string"},
+                    {"name": "count", "type": "int"},
+                    {"name": "amount", "type": "float", "nullable": True},
+                    {"name": "colour", "type": "category", "allowed": ["red", "blue"]},
+                    {"name": "city", "type": "string", "nullable": True},
+                    {"name": "member", "type": "bool"},
+                    {"name": "opened", "type": "datetime"},
+                    {"name": "label", "type": "int", "allowed": [0, 1]},
+                ],
+            },
+            "model": {"estimator": estimator, "params": params if params is not None else {"max_iter": 20}},
+        }
+    )
+
+
+def _every_type_frame(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    amount = rng.normal(100, 20, n)
+    amount[:10] = np.nan
+    city = rng.choice(["paris", "lyon", "nice"], n).astype(object)
+    city[10:15] = None  # Parquet gives None for a missing text value
+    city[15:20] = np.nan  # CSV gives NaN
+    colour = rng.choice(["red", "blue"], n)
+    return pd.DataFrame(
+        {
+            "id": [f"id-{i}" for i in range(n)],
+            "count": rng.integers(0, 10, n),
+            "amount": amount,
+            "colour": colour,
+            "city": city,
+            "member": rng.random(n) < 0.5,
+            "opened": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "label": (colour == "red").astype(int),
+        }
+    )
+
+
+def test_pipeline_handles_every_column_type_and_raw_frames():
+    spec = _spec()
+    frame = _every_type_frame()
+    pipeline = training.fit(spec, frame)
+    names = list(pipeline.named_steps["preprocess"].get_feature_names_out())
+    assert {"count", "amount", "colour_red", "city_paris", "member_True"} <= set(names)
+    assert not any(n.startswith(("opened", "id", "label")) for n in names)  # datetime, id, label left out
+    assert "member_False" not in names  # a bool is one 0/1 column
+    # The scorer passes raw frames: with the id, without the label, with values never seen.
+    unseen = frame.drop(columns=["label"]).assign(colour="green", city=None)
+    proba = pipeline.predict_proba(unseen)
+    assert proba.shape == (len(frame), 2) and np.isfinite(proba).all()
+    assert (pipeline.predict(frame) == frame["label"]).mean() > 0.95
+
+
+def test_scale_sensitive_estimators_get_a_scaler():
+    linear = training.build_pipeline(_spec("sklearn.linear_model.LogisticRegression", {"max_iter": 200}))
+    numeric = linear.named_steps["preprocess"].transformers[0][1]
+    assert "standardscaler" in numeric.named_steps
+    trees = training.build_pipeline(_spec())
+    assert "standardscaler" not in trees.named_steps["preprocess"].transformers[0][1].named_steps
+
+
+def test_bad_estimator_path_names_the_field():
+    with pytest.raises(ValueError, match=r"model\.estimator 'sklearn\.ensemble\.NoSuchForest'"):
+        training.build_pipeline(_spec("sklearn.ensemble.NoSuchForest"))
+    with pytest.raises(ValueError, match=r"model\.estimator 'nowhere\.Model'"):
+        training.build_pipeline(_spec("nowhere.Model"))
+
+
+def test_bad_param_names_the_field():
+    with pytest.raises(ValueError, match=r"model\.params.*max_iterations"):
+        training.build_pipeline(_spec(params={"max_iterations": 3}))
+
+
+def test_split_is_stratified_and_fit_needs_the_label():
+    spec = get_domain(DOMAIN)
+    frame = simulate.generate(DOMAIN, 2000, seed=1)
+    train, holdout = training.split(frame, spec, test_size=0.25, seed=0)
+    assert (len(train), len(holdout)) == (1500, 500)
+    assert abs(train["has_claim"].mean() - holdout["has_claim"].mean()) < 0.005
+    assert set(train["policy_id"]).isdisjoint(holdout["policy_id"])
+    with pytest.raises(ValueError, match="label column 'has_claim'"):
+        training.fit(spec, frame.drop(columns=["has_claim"]))
+    with pytest.raises(ValueError, match=r"lacks feature column\(s\) \['driver_age'\]"):
+        training.fit(spec, frame.drop(columns=["driver_age"]))
+
+
+def test_pip_requirements_come_from_the_lock():
+    pins = tracking.pip_requirements()
+    lock = (tracking.settings.REPO_ROOT / "requirements.txt").read_text().splitlines()
+    assert [p.split("==")[0] for p in pins] == list(tracking.MODEL_REQUIREMENTS)
+    assert all(p in lock for p in pins)
+
+
+def test_artifact_location_follows_the_environment(monkeypatch):
+    monkeypatch.setenv(tracking.ARTIFACTS_ENV, "s3://bucket/")
+    assert tracking.artifact_location("claims") == "s3://bucket/claims"
+    monkeypatch.delenv(tracking.ARTIFACTS_ENV)
+    assert tracking.artifact_location("claims") is None
+
+
+def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
+    import mlflow
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # MLflow 3.17 gates every model load
+    base = get_domain(DOMAIN)
+    spec = base.model_copy(update={"model": base.model.model_copy(update={"params": {"max_iter": 30}})})
+    train, holdout = training.split(simulate.generate(DOMAIN, 3000, seed=1), spec)
+
+    result = training.train_and_register(
+        spec,
+        train,
+        holdout,
+        batch_id="b0001",
+        dataset_uri="s3://continuum/validated/x.parquet",
+        tags={"why": "test"},
+    )
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version(DOMAIN, result.version)
+    assert result.model_uri == f"models:/{DOMAIN}/{result.version}" and version.run_id == result.run_id
+    assert version.tags == {"domain": DOMAIN, "batch_id": "b0001"}
+    experiment = client.get_experiment_by_name(DOMAIN)
+    assert result.experiment == DOMAIN
+    assert experiment.artifact_location == f"s3://{tracking.settings.mlflow_bucket()}/{DOMAIN}"
+
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == "train-b0001"
+    assert {"domain": DOMAIN, "batch_id": "b0001", "why": "test"}.items() <= run.data.tags.items()
+    assert run.data.params["train_rows"] == "2250" and run.data.params["model.max_iter"] == "30"
+    assert set(run.data.metrics) >= {"accuracy", "roc_auc", "brier"}
+    assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert result.metrics["accuracy"] >= 0.85 and result.metrics["roc_auc"] > 0.7
+    contexts = {
+        tag.value for i in run.inputs.dataset_inputs for tag in i.tags if tag.key == "mlflow.data.context"
+    }
+    assert contexts == {"training", "holdout"}
+    assert all(i.dataset.source.find("validated/x.parquet") >= 0 for i in run.inputs.dataset_inputs)
+
+    raw = simulate.generate(DOMAIN, 20, seed=9, faults=["unlabelled"])  # what the scorer passes
+    sk_model = mlflow.sklearn.load_model(result.model_uri)
+    assert sk_model.predict_proba(raw).shape == (20, 2)
+    py_model = mlflow.pyfunc.load_model(result.model_uri)
+    proba = np.asarray(py_model.predict(raw))
+    np.testing.assert_allclose(proba, sk_model.predict_proba(raw))
+
+    again = training.train_and_register(
+        spec, train, holdout, batch_id="b0002", dataset_uri="s3://x/y.parquet"
+    )
+    assert int(again.version) == int(result.version) + 1
+
+
+def test_train_threads_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv(training.THREADS_ENV, raising=False)
+    assert training.threads() == 1
+    monkeypatch.setenv(training.THREADS_ENV, "2")
+    assert training.threads() == 2
+    monkeypatch.setenv(training.THREADS_ENV, "many")
+    with pytest.raises(ValueError, match="CONTINUUM_TRAIN_THREADS='many'"):
+        training.threads()
