@@ -1,0 +1,150 @@
+"""Batch scoring: what a domain's champion writes for each batch, by `scoring.kind`.
+
+| kind            | columns                                                  |
+|-----------------|----------------------------------------------------------|
+| probability     | <id>, probability                                        |
+| premium         | <id>, claim_probability, risk_factor, premium            |
+| fraud           | <id>, fraud_score, flag                                  |
+| recommendations | user, rank, item, score (top `k` items per user)         |
+
+`<id>` is `data.id_column`, or the frame's index (column `index`) when the
+frame has no id. Only the contract's feature columns reach the model, so an
+extra column in a batch never changes a score. `smoke_test` runs before a
+promoted model scores anything: a model that cannot score a sample must not
+write a batch of garbage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from continuum import training
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from continuum.specs import DomainSpec
+
+RISK_FACTOR_BOUNDS = (0.5, 3.0)  # no policy pays less than half or more than three times the base
+
+
+class SmokeTestFailed(RuntimeError):
+    """The model cannot produce valid probabilities on a sample of real rows."""
+
+
+def _positive_column(spec: DomainSpec, model, width: int) -> int:
+    """Index of the positive label's column in predict_proba's output."""
+    classes = list(getattr(model, "classes_", []))
+    label = spec.data.positive_label
+    if classes:
+        if label not in classes:
+            raise ValueError(
+                f"{spec.name}: positive_label {label!r} (data.positive_label) is not a model class: {classes}"
+            )
+        return classes.index(label)
+    return width - 1
+
+
+def _probabilities(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
+    proba = model.predict_proba(training.features(spec, frame))
+    return proba[:, _positive_column(spec, model, proba.shape[1])]
+
+
+def smoke_test(spec: DomainSpec, model, sample: pd.DataFrame) -> None:
+    """Raise SmokeTestFailed unless `model` gives one finite probability in [0, 1] per class and row."""
+    import numpy as np
+
+    where = f"{spec.name}: smoke test on {len(sample)} rows"
+    if sample.empty:
+        raise SmokeTestFailed(f"{where}: the sample has no rows; pass rows of a validated batch")
+    try:
+        proba = np.asarray(model.predict_proba(training.features(spec, sample)), dtype="float64")
+    except Exception as exc:  # any failure of a user's model is the finding, not a crash
+        raise SmokeTestFailed(f"{where}: predict_proba failed ({type(exc).__name__}: {exc})") from exc
+    classes = getattr(model, "classes_", None)
+    width = len(classes) if classes is not None else None
+    rows_ok = proba.ndim == 2 and proba.shape[0] == len(sample)
+    if not rows_ok or proba.shape[1] < 2 or (width is not None and proba.shape[1] != width):
+        expected = f"({len(sample)}, {width or 'n_classes'})"
+        raise SmokeTestFailed(f"{where}: predict_proba returned shape {proba.shape}, expected {expected}")
+    if np.isnan(proba).any():
+        raise SmokeTestFailed(
+            f"{where}: predict_proba returned NaN for {int(np.isnan(proba).any(axis=1).sum())} rows"
+        )
+    if ((proba < 0) | (proba > 1)).any():
+        raise SmokeTestFailed(
+            f"{where}: probabilities outside [0, 1] (min {proba.min():.4g}, max {proba.max():.4g})"
+        )
+
+
+def _ids(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    column = spec.data.id_column
+    if column and column in frame.columns:
+        return pd.DataFrame({column: frame[column].to_numpy()})
+    return pd.DataFrame({column or "index": frame.index.to_numpy()})
+
+
+def _extra(spec: DomainSpec) -> dict[str, Any]:
+    return dict(spec.scoring.model_extra or {})
+
+
+def _premium(spec: DomainSpec, p: np.ndarray, out: pd.DataFrame) -> pd.DataFrame:
+    """premium = base_premium x risk factor; risk factor = p / base rate, clipped.
+
+    The base rate is `scoring.base_rate` (the portfolio's claim rate) when the spec
+    sets it, else the batch's mean probability, so a batch's average risk factor is
+    about 1.
+    """
+    import numpy as np
+
+    extra = _extra(spec)
+    if extra.get("base_premium") is None:
+        raise ValueError(f"{spec.name}: scoring.kind premium needs scoring.base_premium; add it to the spec")
+    base_premium = float(extra["base_premium"])
+    base_rate = float(extra["base_rate"]) if extra.get("base_rate") is not None else float(p.mean())
+    if not base_rate > 0:
+        raise ValueError(f"{spec.name}: base rate {base_rate} must be positive; set scoring.base_rate")
+    risk = np.clip(p / base_rate, *RISK_FACTOR_BOUNDS)
+    return out.assign(claim_probability=p, risk_factor=risk, premium=np.round(base_premium * risk, 2))
+
+
+def _recommendations(spec: DomainSpec, p: np.ndarray, frame: pd.DataFrame) -> pd.DataFrame:
+    """Top `k` items per user; the frame holds one row per (user, candidate item)."""
+    import pandas as pd
+
+    extra = _extra(spec)
+    k = int(extra.get("k", 10))
+    user, item = extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
+    missing = [c for c in (user, item) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{spec.name}: recommendations need column(s) {missing}; set scoring.user_column/item_column"
+        )
+    ranked = pd.DataFrame(
+        {"user": frame[user].to_numpy(), "item": frame[item].to_numpy(), "score": p}
+    ).sort_values(["user", "score", "item"], ascending=[True, False, True], kind="stable")
+    ranked["rank"] = ranked.groupby("user").cumcount() + 1
+    top = ranked[ranked["rank"] <= k]
+    return top[["user", "rank", "item", "score"]].reset_index(drop=True)
+
+
+def score(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The scores of `frame` by `spec.scoring.kind` (see the module table); `frame` is not changed."""
+    if frame.empty:
+        raise ValueError(f"{spec.name}: nothing to score, the frame has no rows")
+    p = _probabilities(spec, model, frame)
+    kind = spec.scoring.kind
+    if kind == "recommendations":
+        return _recommendations(spec, p, frame)
+    out = _ids(spec, frame)
+    if kind == "probability":
+        return out.assign(probability=p)
+    if kind == "premium":
+        return _premium(spec, p, out)
+    if kind == "fraud":
+        threshold = float(_extra(spec).get("threshold", 0.5))
+        return out.assign(fraud_score=p, flag=p >= threshold)
+    raise ValueError(f"{spec.name}: unknown scoring.kind '{kind}'")  # pragma: no cover - specs forbid it
