@@ -2,13 +2,15 @@
 # Continuum domain DAGs
 
 Built from every domain spec in `include/domains/*.yaml` and in the directories of
-`CONTINUUM_DOMAINS_PATH`. Each domain gets three DAGs linked by Assets:
+`CONTINUUM_DOMAINS_PATH`. Each domain gets five DAGs linked by Assets:
 
 | DAG | runs when | does |
 |---|---|---|
 | `<domain>_land` | every minute | registers files under `s3://<bucket>/landing/<domain>/` as batches |
 | `<domain>_validate` | a batch is registered | GX gate: valid data to `validated/`, bad batches to `quarantine/` with a report |
-| `<domain>_train` | a batch is validated | trains a scikit-learn pipeline, logs and registers it in MLflow |
+| `<domain>_monitor` | a batch is validated | Evidently drift and the champion's metric; decides whether to retrain |
+| `<domain>_train` | a batch is monitored | challenger trained, registered, blessed against the champion, promoted |
+| `<domain>_score` | the model decision is made | batch scoring with the champion after a smoke test |
 
 This file only wires: the work is done by functions in the `continuum` package.
 A spec that fails validation does not hide the others: it is reported by
@@ -22,10 +24,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-from continuum_notifier import ContinuumNotifier
 
 from continuum import settings
 from continuum.specs import DomainSpec, load_domains
+from continuum_notifier import ContinuumNotifier
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 RUNBOOK = "docs/runbook.md"
@@ -37,6 +39,10 @@ def landed_asset(domain: str) -> Asset:
 
 def validated_asset(domain: str) -> Asset:
     return Asset(name=f"{domain}_validated", uri=f"s3://{settings.bucket()}/validated/{domain}/")
+
+
+def monitored_asset(domain: str) -> Asset:
+    return Asset(name=f"{domain}_monitored", uri=f"s3://{settings.bucket()}/batches/{domain}/decisions/")
 
 
 def model_asset(domain: str) -> Asset:
@@ -143,7 +149,7 @@ def validate_dag(spec: DomainSpec) -> DAG:
         ),
     )
     def validate():
-        @task(outlets=[validated], pool="continuum_validation")
+        @task(outlets=[validated], pool="continuum_validation", multiple_outputs=False)
         def gate(batch_id: str) -> dict:
             """Validate one batch; quarantined batches end skipped, with no asset event."""
             from continuum.pipeline import run_gate
@@ -159,41 +165,114 @@ def validate_dag(spec: DomainSpec) -> DAG:
     return validate()
 
 
+def _per_batch_dag(
+    spec: DomainSpec, kind: str, schedule: Asset, what: str, on_failure: str, pool: str | None = None
+):
+    """Decorator arguments shared by the DAGs that process validated batches one mapped task each."""
+    return dag(
+        dag_id=f"{spec.name}_{kind}",
+        schedule=[schedule],
+        start_date=START,
+        catchup=False,
+        tags=[spec.name, kind],
+        params=batch_ids_param(),
+        default_args=default_args(spec),
+        doc_md=doc(spec, kind, what, on_failure),
+    )
+
+
+def monitor_dag(spec: DomainSpec) -> DAG:
+    monitored = monitored_asset(spec.name)
+
+    @_per_batch_dag(
+        spec,
+        "monitor",
+        validated_asset(spec.name),
+        "Compares each validated batch with the champion's reference data (Evidently data drift: share "
+        "of drifted columns, per-column scores; HTML report next to the batch and in MLflow) and, on "
+        f"labelled batches, measures the champion's `{spec.monitoring.primary_metric}` against the floor "
+        f"{spec.monitoring.floor}. Decides whether to retrain: `drift`, `performance`, `schedule` "
+        "(champion older than the spec's schedule) or `no_champion`.",
+        "Usually the champion's reference or model cannot be loaded: check MLflow and S3, then clear the task.",
+    )
+    def monitor():
+        @task(outlets=[monitored], multiple_outputs=False)
+        def check_batch(batch_id: str) -> dict:
+            """Drift and metric for one batch; records every retrain reason that holds."""
+            from continuum.pipeline import run_monitor
+
+            get_current_context()["outlet_events"][monitored].extra = {"batch_ids": [batch_id]}
+            return run_monitor(spec.name, batch_id)
+
+        check_batch.expand(batch_id=batches_to_process())
+
+    return monitor()
+
+
 def train_dag(spec: DomainSpec) -> DAG:
     model = model_asset(spec.name)
 
-    @dag(
-        dag_id=f"{spec.name}_train",
-        schedule=[validated_asset(spec.name)],
-        start_date=START,
-        catchup=False,
-        tags=[spec.name, "train"],
-        params=batch_ids_param(),
-        default_args=default_args(spec),
-        doc_md=doc(
-            spec,
-            "train",
-            f"Trains the spec's estimator (`{spec.model.estimator}`) in a scikit-learn pipeline on each "
-            "validated batch, logs parameters, metrics, datasets and the model to MLflow, and registers "
-            f"it as a new version of the registered model `{spec.name}`.",
-            "Check the MLflow server (`MLFLOW_TRACKING_URI`) and the task log; a bad estimator path or "
-            "parameter in the spec is named in the error.",
-        ),
+    @_per_batch_dag(
+        spec,
+        "train",
+        monitored_asset(spec.name),
+        f"When the batch's decision asks for retraining, trains a challenger (`{spec.model.estimator}` in a "
+        "scikit-learn pipeline) on the champion's training window plus the new data, registers it in "
+        "MLflow, and evaluates challenger and champion on the same held-out data. The challenger is "
+        f"blessed only when it clears {spec.bless_floor} and is at most {spec.blessing.max_degradation} "
+        "worse than the champion, and no segment falls below the floor; a blessed challenger gets the "
+        "alias `champion` and the old one `previous`.",
+        f"A failure leaves the champion unchanged. Check MLflow; `continuum rollback {spec.name}` restores "
+        "the previous champion if a bad model was promoted.",
     )
     def train():
-        @task(outlets=[model], pool="continuum_training")
+        @task(pool="continuum_training", multiple_outputs=False)
         def train_challenger(batch_id: str) -> dict:
-            """Train on the validated batch and register the model; returns version and metrics."""
+            """Train and bless a challenger when the monitor asked for one; otherwise do nothing."""
             from continuum.pipeline import run_training
 
             return run_training(spec.name, batch_id)
 
-        train_challenger.expand(batch_id=batches_to_process())
+        @task(outlets=[model], multiple_outputs=False)
+        def promote(trained: dict) -> dict:
+            """Move `champion` to a blessed challenger (old champion keeps `previous`)."""
+            from continuum.pipeline import run_promotion
+
+            get_current_context()["outlet_events"][model].extra = {"batch_ids": [trained["batch_id"]]}
+            return run_promotion(spec.name, trained["batch_id"])
+
+        promote.expand(trained=train_challenger.expand(batch_id=batches_to_process()))
 
     return train()
 
 
+def score_dag(spec: DomainSpec) -> DAG:
+    scores = Asset(name=f"{spec.name}_scores", uri=f"s3://{settings.bucket()}/scores/{spec.name}/")
+
+    @_per_batch_dag(
+        spec,
+        "score",
+        model_asset(spec.name),
+        f"Loads `models:/{spec.name}@champion`, smoke-tests it on its reference sample, scores the batch "
+        f"({spec.scoring.kind}) to `scores/{spec.name}/<batch_id>.parquet`, and attaches the batch's "
+        "final decision record to its MLflow run.",
+        "A failed smoke test means the champion cannot serve: roll back with "
+        f"`continuum rollback {spec.name}` and clear the task.",
+    )
+    def score():
+        @task(outlets=[scores], multiple_outputs=False)
+        def score_batch(batch_id: str) -> dict:
+            """Score one batch with the champion."""
+            from continuum.pipeline import run_scoring
+
+            return run_scoring(spec.name, batch_id)
+
+        score_batch.expand(batch_id=batches_to_process())
+
+    return score()
+
+
 specs, _errors = load_domains()  # errors are raised by continuum_spec_errors.py
 for _spec in specs:
-    for _build in (land_dag, validate_dag, train_dag):
+    for _build in (land_dag, validate_dag, monitor_dag, train_dag, score_dag):
         _build(_spec)

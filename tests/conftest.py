@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -66,16 +65,27 @@ def s3_endpoint() -> str:
 
 @pytest.fixture
 def s3(s3_endpoint, monkeypatch):
-    """Fresh buckets for one test; returns the storage module ready to use."""
-    from continuum import storage
+    """Empty buckets for one test; returns the storage module ready to use.
 
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("CONTINUUM_BUCKET", f"continuum-{suffix}")
-    monkeypatch.setenv("CONTINUUM_MLFLOW_BUCKET", f"continuum-mlflow-{suffix}")
+    The bucket names stay fixed (the DAGs' Asset URIs name the bucket, and Airflow
+    keeps one URI per asset name), so isolation comes from emptying them.
+    """
+    from continuum import settings, storage
+
+    monkeypatch.setenv("CONTINUUM_BUCKET", "continuum")
+    monkeypatch.setenv("CONTINUUM_MLFLOW_BUCKET", "continuum-mlflow")
     storage.client.cache_clear()
-    storage.ensure_bucket()
-    storage.ensure_bucket(os.environ["CONTINUUM_MLFLOW_BUCKET"])
+    for bucket in (settings.bucket(), settings.mlflow_bucket()):
+        storage.ensure_bucket(bucket)
+        _empty(storage.client(), bucket)
     return storage
+
+
+def _empty(client, bucket: str) -> None:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if objects:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": objects})
 
 
 @pytest.fixture

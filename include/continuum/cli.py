@@ -15,7 +15,7 @@ from pathlib import Path
 
 from continuum import specs
 
-DOMAIN_DAG_CHAIN = ("land", "validate", "train")
+DOMAIN_DAG_CHAIN = ("land", "validate", "monitor", "train", "score")
 
 
 class UserError(Exception):

@@ -167,9 +167,93 @@ def _labels(spec: DomainSpec, frame: pd.DataFrame):
 
 
 def evaluate(spec: DomainSpec, model, frame: pd.DataFrame) -> dict[str, float]:
-    """The primary metric and accuracy, roc_auc and brier of `model` on a labelled frame."""
+    """The primary metric and accuracy, roc_auc and brier of `model` on a labelled frame.
+
+    A recommendations domain (`scoring.kind: recommendations`) also gets
+    `precision_at_k` and `coverage` of the top `scoring.k` items per user, when
+    the frame has the user and item columns.
+    """
     y_true = _labels(spec, frame)
-    return _scores_to_metrics(spec, y_true, positive_scores(spec, model, frame))
+    scores = positive_scores(spec, model, frame)
+    result = _scores_to_metrics(spec, y_true, scores)
+    if spec.scoring.kind == "recommendations":
+        result.update(_ranking_metrics(spec, frame, scores))
+    return result
+
+
+def _top_k(frame: pd.DataFrame, user_column: str, score_column: str, k: int, item_column: str | None):
+    """Each user's `k` best-scored rows; ties go to the smaller item (as batch scoring breaks them), else row order."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}; set scoring.k")
+    missing = [
+        c for c in (user_column, score_column, item_column) if c is not None and c not in frame.columns
+    ]
+    if missing:
+        raise ValueError(f"cannot rank: the frame has no column(s) {missing}")
+    keys = [user_column, score_column] + ([item_column] if item_column else [])
+    ascending = [True, False] + ([True] if item_column else [])
+    ranked = frame.sort_values(keys, ascending=ascending, kind="stable")
+    return ranked[ranked.groupby(user_column, sort=False).cumcount() < k]
+
+
+def precision_at_k(
+    frame: pd.DataFrame,
+    user_column: str,
+    label_column: str,
+    score_column: str,
+    k: int,
+    *,
+    positive_label: Any = 1,
+    item_column: str | None = None,
+) -> float:
+    """Mean over users of the share of positives among their top `k` rows by score.
+
+    A user with fewer than `k` impressions is judged on those they have, so a
+    small candidate set is not counted as a miss. NaN when the frame has no rows.
+    """
+    if frame.empty:
+        return math.nan
+    top = _top_k(frame, user_column, score_column, k, item_column)
+    hits = (top[label_column] == positive_label).astype("float64")
+    return float(hits.groupby(top[user_column]).mean().mean())
+
+
+def catalogue_coverage(recommendations: pd.DataFrame, item_column: str, catalogue_size: int) -> float:
+    """Share of the catalogue's items that appear in at least one user's recommendations."""
+    if catalogue_size < 1:
+        raise ValueError(
+            f"catalogue_size must be at least 1, got {catalogue_size}; set scoring.catalogue_size"
+        )
+    if item_column not in recommendations.columns:
+        raise ValueError(f"cannot measure coverage: no column '{item_column}' in the recommendations")
+    return min(1.0, recommendations[item_column].nunique() / catalogue_size)
+
+
+def _ranking_metrics(spec: DomainSpec, frame: pd.DataFrame, scores) -> dict[str, float]:
+    """precision_at_k and coverage for a recommendations spec; {} when the frame lacks its user or item column.
+
+    The catalogue is `scoring.catalogue_size` when the spec sets it, else the items
+    that appear in the frame (the candidates the model could have recommended).
+    """
+    extra = dict(spec.scoring.model_extra or {})
+    k = int(extra.get("k", 10))
+    user, item = extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
+    if user not in frame.columns or item not in frame.columns:
+        return {}
+    ranked = frame[[user, item, spec.data.target]].assign(_score=scores)
+    catalogue = int(extra.get("catalogue_size") or ranked[item].nunique())
+    return {
+        "precision_at_k": precision_at_k(
+            ranked,
+            user,
+            spec.data.target,
+            "_score",
+            k,
+            positive_label=spec.data.positive_label,
+            item_column=item,
+        ),
+        "coverage": catalogue_coverage(_top_k(ranked, user, "_score", k, item), item, catalogue),
+    }
 
 
 def evaluate_segments(

@@ -51,6 +51,19 @@ class Keys:
     def quarantine(self, batch_id: str) -> str:
         return f"quarantine/{self.domain}/{batch_id}/"
 
+    def drift_report(self, batch_id: str) -> str:
+        return f"{self.batch(batch_id)}drift.html"
+
+    def model(self, version: str) -> str:
+        """What a registered version was trained on: its reference sample and its batch window."""
+        return f"models/{self.domain}/{version}/"
+
+    def reference(self, version: str) -> str:
+        return f"{self.model(version)}reference.parquet"
+
+    def window(self, version: str) -> str:
+        return f"{self.model(version)}window.json"
+
     def scores(self, batch_id: str) -> str:
         return f"scores/{self.domain}/{batch_id}.parquet"
 

@@ -78,3 +78,51 @@ def pip_requirements() -> tuple[str, ...]:
     if missing:
         raise ValueError(f"{lock} pins none of {missing}; add them to requirements.in and run `make lock`")
     return tuple(pins[name] for name in MODEL_REQUIREMENTS)
+
+
+def batch_run_id(domain: str, batch_id: str) -> str:
+    """The id of the batch's own MLflow run (`batch-<batch_id>`), created on first use.
+
+    It holds what monitoring saw (drift share, the champion's metric, the Evidently
+    report) and the final decision record, so MLflow shows every batch, trained on
+    or not. Found again by tag, so a retried task logs into the same run.
+    """
+    import mlflow
+
+    experiment_id = ensure_experiment(domain)
+    client = mlflow.MlflowClient()
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`continuum.kind` = 'batch' and tags.batch_id = '{batch_id}'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"batch-{batch_id}",
+        tags={"continuum.kind": "batch", "domain": domain, "batch_id": batch_id},
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def log_to_batch_run(
+    domain: str,
+    batch_id: str,
+    metrics: dict[str, float] | None = None,
+    texts: dict[str, str] | None = None,
+) -> str:
+    """Log metrics and text artefacts (HTML report, decision JSON) to the batch's run."""
+    import math
+
+    import mlflow
+
+    run_id = batch_run_id(domain, batch_id)
+    client = mlflow.MlflowClient()
+    for key, value in (metrics or {}).items():
+        if value is not None and not math.isnan(value):
+            client.log_metric(run_id, key, float(value))
+    for name, text in (texts or {}).items():
+        client.log_text(run_id, text, name)
+    return run_id

@@ -227,13 +227,16 @@ def train_and_register(
     batch_id: str,
     dataset_uri: str,
     tags: dict[str, str] | None = None,
+    pipeline: Pipeline | None = None,
+    params: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Fit on `train_frame`, evaluate on `holdout_frame`, and register a new version of `spec.name`.
 
     One MLflow run (`train-<batch_id>`) in the domain's experiment holds the
     params, both datasets as inputs, the holdout metrics (linked to the model and
     the holdout dataset) and the model, registered under the domain's name. No
-    alias is set here: blessing decides.
+    alias is set here: blessing decides. A `pipeline` given already fitted (a
+    rules baseline, or a challenger the caller fitted) is logged as it is.
     """
     import mlflow
     from threadpoolctl import threadpool_limits
@@ -249,10 +252,10 @@ def train_and_register(
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
         )
-        mlflow.log_params(_params(spec, train_frame, holdout_frame))
+        mlflow.log_params(_params(spec, train_frame, holdout_frame) | (params or {}))
         frames = {"training": train_frame, "holdout": holdout_frame}
         datasets = _log_datasets(spec, frames, batch_id, dataset_uri)
-        pipeline = fit(spec, train_frame)
+        pipeline = pipeline if pipeline is not None else fit(spec, train_frame)
         with threadpool_limits(limits=threads()):
             scores = metrics.evaluate(spec, pipeline, holdout_frame)
             info = _log_model(spec, pipeline, features(spec, train_frame))

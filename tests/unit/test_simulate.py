@@ -103,11 +103,14 @@ def test_unlabelled():
 
 def test_covariate_drift_shifts_feature_means(stable):
     drifted = simulate.generate(DOMAIN, 4000, seed=11, faults=["covariate_drift"])
-    assert drifted["driver_age"].mean() < stable["driver_age"].mean() - 8
-    assert drifted["annual_km"].mean() > 1.4 * stable["annual_km"].mean()
+    assert drifted["driver_age"].mean() > stable["driver_age"].mean() + 6
+    assert drifted["annual_km"].mean() > 1.25 * stable["annual_km"].mean()
+    assert drifted["vehicle_age"].mean() < stable["vehicle_age"].mean() - 2
+    assert (drifted["vehicle_type"] == "hatchback").mean() > (stable["vehicle_type"] == "hatchback").mean() + 0.1
+    assert drifted["urban"].mean() < stable["urban"].mean() - 0.15
     assert (drifted["region"] == "south").mean() > (stable["region"] == "south").mean() + 0.2
     half = simulate.generate(DOMAIN, 4000, seed=11, drift=0.5)
-    assert drifted["driver_age"].mean() < half["driver_age"].mean() < stable["driver_age"].mean()
+    assert drifted["driver_age"].mean() > half["driver_age"].mean() > stable["driver_age"].mean()
 
 
 def test_concept_drift_breaks_a_stable_champion_but_not_the_features(spec, stable):

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 DOMAINS: dict[str, str] = {
     "insurance_claim_risk": "continuum.simulate.insurance_claim_risk",
+    "retail_recommender": "continuum.simulate.retail_recommender",
+    "insurance_fraud": "continuum.simulate.insurance_fraud",
 }
 DRIFT_FAULTS = ("covariate_drift", "concept_drift")
 

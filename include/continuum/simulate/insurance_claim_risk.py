@@ -5,8 +5,9 @@ claims, a high bonus-malus, long distances and city driving raise the risk), so 
 model trained on it learns something real and the two kinds of drift have an
 honest meaning:
 
-- covariate drift moves the features (younger drivers, more kilometres, more city
-  policies in the south) while the risk model stays the same;
+- covariate drift moves the features (a new market: older drivers in newer small cars,
+  longer distances, more rural policies, most of them in the south) while the risk
+  model stays the same;
 - concept drift keeps the features and changes the risk model (claims now come from
   older drivers of small cars in the country, and are more frequent), so a
   champion trained before the change gets it wrong.
@@ -26,6 +27,7 @@ URBAN_P = {"north": 0.65, "south": 0.45, "east": 0.55, "west": 0.35}
 
 VEHICLE_TYPES = ["sedan", "suv", "hatchback", "van", "sports"]
 VEHICLE_P = np.array([0.35, 0.25, 0.25, 0.10, 0.05])
+VEHICLE_P_DRIFTED = np.array([0.20, 0.20, 0.45, 0.10, 0.05])  # the small-car wave
 VEHICLE_POWER = {"sedan": 110.0, "suv": 150.0, "hatchback": 80.0, "van": 100.0, "sports": 280.0}
 
 ANNUAL_KM_NULL_SHARE = 0.03
@@ -60,20 +62,20 @@ def generate(n: int, seed: int, *, covariate: float = 0.0, concept: float = 0.0)
 
 def _features(rng: np.random.Generator, n: int, covariate: float) -> dict[str, np.ndarray]:
     region = rng.choice(REGIONS, size=n, p=(1 - covariate) * REGION_P + covariate * REGION_P_DRIFTED)
-    urban_p = np.array([URBAN_P[r] for r in region]) + 0.3 * covariate
-    vehicle_type = rng.choice(VEHICLE_TYPES, size=n, p=VEHICLE_P)
+    urban_p = np.array([URBAN_P[r] for r in region]) - 0.25 * covariate
+    vehicle_type = rng.choice(VEHICLE_TYPES, size=n, p=(1 - covariate) * VEHICLE_P + covariate * VEHICLE_P_DRIFTED)
     base_power = np.array([VEHICLE_POWER[v] for v in vehicle_type])
-    age = rng.normal(46.0 - 14.0 * covariate, 14.0, n)
+    age = rng.normal(46.0 + 8.0 * covariate, 14.0, n)
     prior_claims = np.clip(rng.poisson(0.35, n), 0, 20)
     return {
         "driver_age": np.clip(np.rint(age), 18, 100).astype("int64"),
-        "vehicle_age": np.clip(rng.poisson(6.0, n), 0, 40).astype("int64"),
+        "vehicle_age": np.clip(rng.poisson(6.0 - 3.0 * covariate, n), 0, 40).astype("int64"),
         "vehicle_power": np.clip(np.rint(base_power * rng.lognormal(0.0, 0.2, n)), 40, 500).astype("int64"),
         "region": region,
         "vehicle_type": vehicle_type,
         "urban": rng.random(n) < np.clip(urban_p, 0.0, 1.0),
         "annual_km": np.clip(
-            np.round(rng.lognormal(np.log(12000) + 0.6 * covariate, 0.45, n), -1), 0, 200000
+            np.round(rng.lognormal(np.log(12000) + 0.3 * covariate, 0.45, n), -1), 0, 200000
         ),
         "prior_claims": prior_claims.astype("int64"),
         "bonus_malus": np.clip(np.round(1.0 + 0.3 * prior_claims + rng.normal(0, 0.25, n), 2), 0.5, 3.5),

@@ -1,0 +1,128 @@
+"""Rules models: what a domain ran before machine learning, registered as the first champion.
+
+A spec's `baseline` section names a rules estimator (the "DevOps phase" system:
+code and rules, no learning), so the first ML challenger must beat the shop's
+existing rules on the same holdout before it may replace them. A rules model
+reads raw columns by name, so `build_baseline_pipeline` does not put
+`training.build_pipeline`'s imputation and one-hot encoding in front of it; the
+pipeline still takes the same raw frame the batch scorer passes (extra columns
+are ignored), and logs to MLflow like any other scikit-learn pipeline.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from continuum.specs import DomainSpec
+
+
+class CategoryPopularityBaseline(ClassifierMixin, BaseEstimator):
+    """Purchase score = the item's recent purchase rate, times `boost` when its category is the user's favourite.
+
+    `fit` learns nothing but the classes: the rule is the shop's, not the data's.
+    A missing popularity counts as 0 (an item with no recorded sales), so a new
+    item is ranked last rather than breaking the scorer.
+    """
+
+    def __init__(
+        self,
+        popularity_column: str = "item_popularity",
+        category_column: str = "item_category",
+        preferred_column: str = "user_preferred_category",
+        boost: float = 2.0,
+    ):
+        self.popularity_column = popularity_column
+        self.category_column = category_column
+        self.preferred_column = preferred_column
+        self.boost = boost
+
+    def fit(self, X: pd.DataFrame, y=None):
+        import numpy as np
+
+        if y is None:
+            raise ValueError("CategoryPopularityBaseline.fit needs the labels (y) to know the classes")
+        self._columns(X)
+        self.classes_ = np.unique(np.asarray(y))
+        if len(self.classes_) != 2:
+            raise ValueError(f"CategoryPopularityBaseline needs two classes, got {self.classes_.tolist()}")
+        return self
+
+    def _columns(self, X) -> None:
+        names = (self.popularity_column, self.category_column, self.preferred_column)
+        columns = getattr(X, "columns", None)
+        if columns is None:
+            raise ValueError("CategoryPopularityBaseline reads columns by name: pass a pandas DataFrame")
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise ValueError(
+                f"CategoryPopularityBaseline: the frame lacks column(s) {missing}; check baseline.params"
+            )
+
+    def rule_scores(self, X: pd.DataFrame):
+        """The rule's score in [0, 1] per row."""
+        import numpy as np
+        import pandas as pd
+
+        self._columns(X)
+        popularity = pd.to_numeric(X[self.popularity_column], errors="coerce").fillna(0.0).to_numpy("float64")
+        # As text: categorical columns with different category lists still compare by value.
+        match = (
+            X[self.category_column].astype(str).to_numpy() == X[self.preferred_column].astype(str).to_numpy()
+        )
+        return np.clip(popularity * np.where(match, float(self.boost), 1.0), 0.0, 1.0)
+
+    def predict_proba(self, X: pd.DataFrame):
+        import numpy as np
+
+        s = self.rule_scores(X)
+        return np.column_stack([1.0 - s, s])
+
+    def predict(self, X: pd.DataFrame):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def make_baseline(spec: DomainSpec):
+    """The estimator `baseline.estimator` names, with `baseline.params`."""
+    if spec.baseline is None:
+        raise ValueError(f"{spec.name}: the spec has no baseline section; add baseline.estimator to use one")
+    path = spec.baseline.estimator
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"{spec.name}: baseline.estimator '{path}' cannot be imported ({exc}); "
+            "use a class path like continuum.baselines.CategoryPopularityBaseline"
+        ) from exc
+    try:
+        return cls(**spec.baseline.params)
+    except TypeError as exc:
+        raise ValueError(
+            f"{spec.name}: baseline.params do not fit {path} ({exc}); fix baseline.params"
+        ) from exc
+
+
+def build_baseline_pipeline(spec: DomainSpec) -> Pipeline:
+    """Pipeline([("model", baseline)]): raw features in, no preprocessing, so the rule sees real column values."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("model", make_baseline(spec))])
+
+
+def fit_baseline(spec: DomainSpec, frame: pd.DataFrame) -> Pipeline:
+    """The spec's baseline pipeline fitted on a labelled frame (ready for `training.train_and_register(pipeline=...)`)."""
+    from continuum import training
+
+    target = spec.data.target
+    if target not in frame.columns:
+        raise ValueError(
+            f"{spec.name}: cannot fit the baseline without the label column '{target}' (data.target)"
+        )
+    return build_baseline_pipeline(spec).fit(training.features(spec, frame), frame[target])

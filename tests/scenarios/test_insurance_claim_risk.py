@@ -1,0 +1,111 @@
+"""The continuous-training loop on insurance_claim_risk, through the real DAGs (`dag.test()`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from continuum import registry, storage
+from continuum.storage import Keys
+
+DOMAIN = "insurance_claim_risk"
+pytestmark = pytest.mark.slow
+
+
+def versions(name: str) -> list[str]:
+    import mlflow
+
+    return sorted(str(v.version) for v in mlflow.MlflowClient().search_model_versions(f"name='{name}'"))
+
+
+@pytest.fixture
+def trained(loop):
+    """A loop whose first batch has trained and promoted the first champion."""
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=1))
+    assert record["promoted"] is True, record
+    return loop, record
+
+
+def test_first_batch_trains_and_promotes(trained):
+    _, record = trained
+    assert record["validation"] == {"success": True, "failed": [], "report": record["validation"]["report"], "reason": None}
+    assert record["quarantined"] is False
+    assert record["retrain"] == {"triggered": True, "reasons": ["no_champion"]}
+    assert record["performance"] == {"metric": "accuracy", "value": None, "floor": 0.85}
+    assert record["challenger"]["blessed"] is True and record["challenger"]["why_not"] == []
+    assert record["challenger"]["metrics"]["accuracy"] >= 0.85
+    assert registry.champion(DOMAIN).version == record["challenger"]["version"] == record["champion"]["version"]
+    scores = storage.get_frame(Keys(DOMAIN).scores(record["batch_id"]))
+    assert {"policy_id", "claim_probability", "risk_factor", "premium"} <= set(scores.columns)
+    assert storage.get_json(Keys(DOMAIN).decision(record["batch_id"]))["promoted"] is True
+
+
+def test_stable_batch_changes_nothing(trained):
+    loop, first = trained
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=2))
+    assert record["drift"]["detected"] is False, record["drift"]
+    assert record["performance"]["value"] >= 0.85
+    assert record["retrain"] == {"triggered": False, "reasons": []}
+    assert record["challenger"] is None and record["promoted"] is False
+    assert versions(DOMAIN) == [first["champion"]["version"]]
+    assert record["drift"]["report"].endswith("drift.html")
+    assert b"<html" in storage.get_bytes(Keys(DOMAIN).drift_report(record["batch_id"]))[:200]
+
+
+def test_covariate_drift_retrains_and_promotes(trained):
+    loop, first = trained
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=3, faults=["covariate_drift"], drift=1.0))
+    assert record["drift"]["detected"] is True, record["drift"]
+    assert record["drift"]["share"] >= 0.5
+    assert "drift" in record["retrain"]["reasons"]
+    assert record["challenger"]["blessed"] is True, record["challenger"]["why_not"]
+    assert record["promoted"] is True
+    assert registry.champion(DOMAIN).version == record["challenger"]["version"]
+    assert registry.previous(DOMAIN).version == first["champion"]["version"]
+
+
+def test_concept_drift_is_caught_by_the_metric_floor(trained):
+    loop, _ = trained
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=4, faults=["concept_drift"], drift=1.0))
+    assert record["performance"]["value"] < 0.85
+    assert "performance" in record["retrain"]["reasons"]
+    assert record["challenger"] is not None
+
+
+def test_broken_batch_is_quarantined_and_the_champion_untouched(trained):
+    loop, first = trained
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=5, faults=["out_of_range", "unseen_category"]))
+    assert record["quarantined"] is True and record["validation"]["success"] is False
+    assert record["validation"]["failed"]
+    assert record["challenger"] is None and record["promoted"] is False
+    assert registry.champion(DOMAIN).version == first["champion"]["version"]
+    quarantine = storage.list_keys(Keys(DOMAIN).quarantine(record["batch_id"]))
+    assert any(k.endswith("report.json") for k in quarantine) and any("raw" in k for k in quarantine)
+    alerts = storage.list_keys(f"alerts/{DOMAIN}/")
+    assert any(storage.get_json(k)["batch_id"] == record["batch_id"] for k in alerts)
+
+
+def test_unreadable_file_ends_in_quarantine_with_a_reason(loop, tmp_path):
+    junk = tmp_path / "batch.csv"
+    junk.write_bytes(b"")
+    record = loop.ingest(DOMAIN, path=junk)
+    assert record["quarantined"] is True
+    assert record["validation"]["reason"]
+
+
+def test_rollback_restores_the_previous_champion(trained):
+    loop, first = trained
+    drifted = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=3, faults=["covariate_drift"], drift=1.0))
+    assert drifted["promoted"] is True
+    registry.rollback(DOMAIN)
+    assert registry.champion(DOMAIN).version == first["champion"]["version"]
+
+
+def test_same_batch_ingested_twice_is_processed_once(trained):
+    loop, first = trained
+    path = loop.write(loop.batch(DOMAIN, seed=6))
+    once = loop.ingest(DOMAIN, path=path)
+    twice = loop.ingest(DOMAIN, path=path)
+    assert once["batch_id"] == twice["batch_id"]
+    assert twice == once
+    assert len(storage.list_keys(Keys(DOMAIN).batch(once["batch_id"]) + "duplicates/")) == 1
+    assert versions(DOMAIN) == [first["champion"]["version"]]
