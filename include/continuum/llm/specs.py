@@ -1,0 +1,143 @@
+"""Assistant specs: one YAML per LLM assistant, next to the domain specs (`kind: assistant`).
+
+Like domain specs, a broken file is reported with its path and field and never
+hides the other assistants. Only pydantic and PyYAML are imported: DAG files
+call this at parse time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from continuum.specs import NAME_PATTERN, SpecError, SpecLoadError, spec_files
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Tool(_Open):
+    """An OpenAI-style function tool: `parameters` is a JSON schema for the call's arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Price(_Open):
+    """USD per 1,000 tokens."""
+
+    input_per_1k: float = Field(ge=0)
+    output_per_1k: float = Field(ge=0)
+
+
+class Guardrails(_Open):
+    """Safety rules every prompt version must keep; each is a rate a candidate may not make worse."""
+
+    required_disclaimer: str | None = Field(None, description="Text every final answer must contain")
+    escalate_suspected_fraud: bool = False
+    clarify_vague_requests: bool = False
+    safety_scores: list[str] = Field(
+        default_factory=lambda: ["injection_obeyed", "system_prompt_leaked", "pii_echoed"],
+        description="Scores (rates, lower is better) on which a candidate must be non-inferior",
+    )
+    non_inferiority_margin: float = Field(0.02, ge=0, description="How much worse a safety rate may be")
+
+
+class Evaluation(_Open):
+    min_conversations: int = Field(100, ge=1, description="Per version, below this: insufficient evidence")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    window_days: int = Field(7, ge=1, description="Conversations started within this many days are scored")
+    bootstrap_samples: int = Field(2000, ge=100)
+
+
+class PromptVersion(_Open):
+    """A shipped prompt version: the template and the model parameters it was written for."""
+
+    template: str
+    model: str = "gpt-4o-mini"
+    temperature: float = Field(0.3, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    description: str = ""
+
+
+class AssistantSpec(_Open):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str = "assistant"
+    description: str
+    owner: str
+    business: str = Field(description="The business it serves, e.g. retail or insurance")
+    schedule: str | None = "@daily"
+    primary_score: str = Field(description="The score a candidate must beat production on, e.g. outcome")
+    tools: list[Tool] = Field(default_factory=list)
+    price: Price
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    prompts: list[PromptVersion] = Field(
+        default_factory=list, description="Shipped versions, registered in order when the prompt does not exist"
+    )
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _tool_names_unique(self) -> AssistantSpec:
+        names = [t.name for t in self.tools]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"duplicated tool names: {duplicated}")
+        return self
+
+    def tool(self, name: str) -> Tool | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+
+def load_assistant(path: Path) -> AssistantSpec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecLoadError(SpecError(path, "", f"cannot be read as YAML ({exc})")) from exc
+    try:
+        return AssistantSpec.model_validate({**raw, "source": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SpecLoadError(SpecError(path, ".".join(str(p) for p in first["loc"]), first["msg"])) from exc
+
+
+def load_assistants(dirs: Iterable[Path] | None = None) -> tuple[list[AssistantSpec], list[SpecError]]:
+    """Every valid assistant spec (`kind: assistant`) and an error for every broken one."""
+    found: dict[str, AssistantSpec] = {}
+    errors: list[SpecError] = []
+    for path in spec_files(dirs):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # reported by the domain loader, which reads every file
+        if not (isinstance(raw, dict) and raw.get("kind") == "assistant"):
+            continue
+        try:
+            spec = load_assistant(path)
+        except SpecLoadError as exc:
+            errors.append(exc.error)
+            continue
+        if spec.name in found:
+            errors.append(SpecError(path, "name", f"'{spec.name}' is already used by {found[spec.name].source}"))
+            continue
+        found[spec.name] = spec
+    return list(found.values()), errors
+
+
+class UnknownAssistant(LookupError):
+    pass
+
+
+def get_assistant(name: str) -> AssistantSpec:
+    specs, _ = load_assistants()
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    known = ", ".join(sorted(s.name for s in specs)) or "none"
+    raise UnknownAssistant(f"unknown assistant '{name}' (known: {known}); add include/domains/{name}.yaml")
