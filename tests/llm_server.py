@@ -1,0 +1,224 @@
+"""A tiny OpenAI-compatible server for tests: deterministic, scriptable, on 127.0.0.1.
+
+It serves `POST /v1/chat/completions` and `GET /v1/models` and behaves like a
+well-mannered but simple model, so the real-LLM path (backend, replay, judge,
+optimiser, and the DAG tasks that use them) is tested without any remote service:
+
+- judge requests (system prompt contains `[continuum:judge]`) get a JSON grade: 9 when
+  an assistant line in the transcript asks a question, 4 otherwise; or the next of
+  `judge_replies` when a test scripted some;
+- optimiser requests (`[continuum:optimizer]`) get a reflection and the prompt found in
+  `<current_prompt>` plus the first phrase of `IMPROVEMENTS` it does not contain yet,
+  inside `<prompt>` tags;
+- chat: after a tool result it summarises it; on the first turn with a system prompt that
+  mentions a "clarifying question" it asks one; when `search_products` is offered and the
+  user asks for something to buy it calls that tool; otherwise it answers plainly.
+
+Like real servers it rejects (400) a tool message whose `tool_call_id` answers no call.
+Every request is recorded (`requests`); `fail_next(status, times)` makes the next
+answers fail; `api_key` makes it demand that bearer token and echo a wrong one in its
+401 body, as some servers do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL_ID = "continuum-test-model"
+JUDGE_TAG = "[continuum:judge]"
+OPTIMIZER_TAG = "[continuum:optimizer]"
+CLARIFYING_REPLY = "Happy to help! Who is it for, and what budget do you have in mind?"
+IMPROVEMENTS = (
+    "Always ask a clarifying question when the request is vague.",
+    "Confirm the choice before you recommend a purchase.",
+    "Keep every answer under five sentences.",
+)
+_PRODUCT_WORDS = re.compile(r"\b(buy|find|gift|looking for|need|want|shoes|present)\b", re.I)
+
+
+class LLMTestServer:
+    """Start with `with LLMTestServer() as server:`; `server.base_url` ends in /v1."""
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.judge_replies: deque[str] = deque()
+        self._failures: deque[tuple[int, str]] = deque()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> LLMTestServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def fail_next(self, status: int = 500, times: int = 1, body: str = "upstream overloaded") -> None:
+        self._failures.extend([(status, body)] * times)
+
+    def chat_requests(self, tag: str | None = None) -> list[dict[str, Any]]:
+        """Recorded chat bodies; with `tag`, only those whose system prompt carries it."""
+        bodies = [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+        return [b for b in bodies if tag is None or tag in _system(b["messages"])]
+
+    # -- behaviour -------------------------------------------------------------------
+
+    def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        messages = body.get("messages") or []
+        problem = _inconsistent_tools(messages)
+        if problem:
+            return 400, {"error": {"message": problem, "type": "invalid_request_error"}}
+        system = _system(messages)
+        if JUDGE_TAG in system:
+            message = {"role": "assistant", "content": self._grade(messages)}
+        elif OPTIMIZER_TAG in system:
+            message = {"role": "assistant", "content": _improve(messages[-1].get("content") or "")}
+        else:
+            message = _assistant_turn(system, messages, body.get("tools") or [])
+        words = sum(len(str(m.get("content") or "").split()) for m in messages)
+        out_words = len(str(message.get("content") or "").split()) + 5 * len(message.get("tool_calls", []))
+        return 200, {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "model": body.get("model") or MODEL_ID,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": words,
+                "completion_tokens": out_words,
+                "total_tokens": words + out_words,
+            },
+        }
+
+    def _grade(self, messages: list[dict[str, Any]]) -> str:
+        if self.judge_replies:
+            return self.judge_replies.popleft()
+        transcript = messages[-1].get("content") or ""
+        asked = any(
+            line.startswith("ASSISTANT") and line.rstrip().endswith("?") for line in transcript.splitlines()
+        )
+        grade = (
+            {"score": 9, "reason": "asked a clarifying question"}
+            if asked
+            else {"score": 4, "reason": "no question"}
+        )
+        return json.dumps(grade)
+
+
+def _system(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+
+
+def _inconsistent_tools(messages: list[dict[str, Any]]) -> str | None:
+    open_ids: set[str] = set()
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            open_ids.add(call.get("id"))
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in open_ids:
+                return f"tool message with tool_call_id {message.get('tool_call_id')!r} answers no tool call"
+            open_ids.discard(message["tool_call_id"])
+    return None
+
+
+def _improve(request: str) -> str:
+    found = re.search(r"<current_prompt>\n?(.*?)\n?</current_prompt>", request, re.S)
+    current = found.group(1).strip() if found else ""
+    addition = next((p for p in IMPROVEMENTS if p not in current), "")
+    improved = f"{current}\n{addition}".strip()
+    return f"The failing conversations show vague requests answered without a question.\n<prompt>\n{improved}\n</prompt>"
+
+
+def _assistant_turn(
+    system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        return {"role": "assistant", "content": f"Here is what I found: {str(last.get('content'))[:200]}"}
+    user = str(last.get("content") or "")
+    first_turn = not any(m.get("role") == "assistant" for m in messages)
+    if first_turn and "clarifying question" in system.lower():
+        return {"role": "assistant", "content": CLARIFYING_REPLY}
+    offered = {t.get("function", {}).get("name") for t in tools}
+    if "search_products" in offered and _PRODUCT_WORDS.search(user):
+        call = {
+            "id": f"call_srv_{len(messages)}",
+            "type": "function",
+            "function": {"name": "search_products", "arguments": json.dumps({"query": user[:80]})},
+        }
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {"role": "assistant", "content": "Thanks, I can help with that."}
+
+
+def _handler(server: LLMTestServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _send(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _gate(self, body: dict[str, Any] | None) -> bool:
+            """Record the request; answer a scripted failure or an auth error. True when handled."""
+            auth = self.headers.get("Authorization", "")
+            with server._lock:
+                server.requests.append(
+                    {"method": self.command, "path": self.path, "auth": auth, "body": body}
+                )
+                failure = server._failures.popleft() if server._failures else None
+            if failure:
+                self._send(failure[0], {"error": {"message": failure[1]}})
+                return True
+            if server.api_key and auth != f"Bearer {server.api_key}":
+                given = auth.removeprefix("Bearer ")
+                self._send(401, {"error": {"message": f"Incorrect API key provided: {given}"}})
+                return True
+            return False
+
+        def do_GET(self) -> None:
+            if self._gate(None):
+                return
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError:
+                self._send(400, {"error": {"message": "body is not JSON"}})
+                return
+            if self._gate(body):
+                return
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            self._send(*server.respond(body))
+
+    return Handler
