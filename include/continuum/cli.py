@@ -72,6 +72,58 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def status(domain: str, limit: int = 5) -> dict:
+    from continuum import decision, registry
+
+    spec = specs.get_domain(domain)
+
+    def role(ref) -> dict | None:
+        return None if ref is None else ref.model_dump(mode="json", include={"version", "metrics", "created_at", "run_id"})
+
+    return {
+        "domain": spec.name,
+        "owner": spec.owner,
+        "primary_metric": spec.monitoring.primary_metric,
+        "floor": spec.monitoring.floor,
+        "champion": role(registry.champion(spec.name)),
+        "previous": role(registry.previous(spec.name)),
+        "decisions": [r.model_dump(mode="json") for r in decision.latest(spec.name, limit)],
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from continuum.local.services import embedded_services
+
+    with embedded_services(migrate=False):
+        print(json.dumps(status(args.domain, args.limit), indent=2))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from continuum import registry
+    from continuum.local.services import embedded_services
+
+    spec = specs.get_domain(args.domain)
+    with embedded_services(migrate=False):
+        try:
+            moved = registry.rollback(spec.name)
+        except registry.RegistryError as exc:
+            raise UserError(str(exc)) from exc
+    print(json.dumps({"domain": spec.name, **moved}))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from continuum import demo, simulate
+    from continuum.local.services import embedded_services
+
+    domains = args.domains or [s.name for s in specs.load_domains()[0] if s.name in simulate.DOMAINS]
+    with embedded_services():
+        rows = demo.run_story(domains, lambda domain, path: ingest(domain, path, run=True))
+    print(demo.table(rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="continuum", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -90,6 +142,19 @@ def parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("path")
     ingest_cmd.add_argument("--run", action="store_true", help="run the domain's DAGs now, in-process")
     ingest_cmd.set_defaults(func=cmd_ingest)
+
+    status_cmd = sub.add_parser("status", help="champion, previous and the last decisions of a domain (JSON)")
+    status_cmd.add_argument("domain")
+    status_cmd.add_argument("--limit", type=int, default=5, help="how many recent decisions")
+    status_cmd.set_defaults(func=cmd_status)
+
+    rollback_cmd = sub.add_parser("rollback", help="move the champion alias back to the previous version")
+    rollback_cmd.add_argument("domain")
+    rollback_cmd.set_defaults(func=cmd_rollback)
+
+    demo_cmd = sub.add_parser("demo", help="run the whole story headless on the shipped domains")
+    demo_cmd.add_argument("domains", nargs="*", help="default: every shipped domain with a simulator")
+    demo_cmd.set_defaults(func=cmd_demo)
     return top
 
 

@@ -7,8 +7,10 @@ never a second code path. It is the one Airflow adapter in the package.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import sys
 
 from continuum import settings
 
@@ -40,7 +42,9 @@ def get_dag(dag_id: str):
 
 def run(dag_id: str, conf: dict | None = None) -> str:
     """Run one DAG to completion; returns its final state, raises DagRunFailed when it failed."""
-    dag_run = get_dag(dag_id).test(run_conf=conf or {})
+    # Task logs go to stderr: stdout is for what the command prints (the decision record).
+    with contextlib.redirect_stdout(sys.stderr):
+        dag_run = get_dag(dag_id).test(run_conf=conf or {})
     state = str(getattr(dag_run, "state", "unknown"))
     log.info("event=dag_test dag_id=%s state=%s", dag_id, state)
     if state != "success":

@@ -77,3 +77,10 @@ def load(domain: str, batch_id: str) -> DecisionRecord:
     if storage.exists(key):
         return DecisionRecord.model_validate(storage.get_json(key))
     return DecisionRecord(domain=domain, batch_id=batch_id)
+
+
+def latest(domain: str, limit: int = 10) -> list[DecisionRecord]:
+    """The domain's most recent decision records, newest first."""
+    objects = [o for o in storage.list_objects(f"batches/{domain}/") if o["Key"].endswith("/decision.json")]
+    objects.sort(key=lambda o: o["LastModified"], reverse=True)
+    return [DecisionRecord.model_validate(storage.get_json(o["Key"])) for o in objects[:limit]]

@@ -38,6 +38,11 @@ def run_gate(domain: str, batch_id: str) -> dict:
         reason=outcome.get("reason"),
     )
     record.quarantined = outcome["quarantined"]
+    if outcome["quarantined"]:
+        from continuum import registry
+
+        champion = registry.champion(domain)  # untouched by this batch; recorded for the reader
+        record.champion = _model_version(champion) if champion is not None else None
     record.save()
     if outcome["quarantined"]:
         attach_decision(record)
@@ -101,14 +106,17 @@ def run_monitor(domain: str, batch_id: str) -> dict:
     frame = storage.get_frame(keys.validated(batch_id))
     record = decision.load(domain, batch_id)
     champion = registry.champion(domain)
-    if champion is None and spec.baseline is not None:
-        champion = _register_baseline(spec, batch_id, frame)
     record.performance = decision.Performance(
         metric=spec.monitoring.primary_metric, value=None, floor=spec.monitoring.floor
     )
     reasons: list[str] = []
     if champion is None:
         reasons.append("no_champion")
+        if spec.baseline is not None:
+            # The rules system becomes the first champion; the challenger trained next must beat it.
+            champion = _register_baseline(spec, batch_id, frame)
+            record.champion = _model_version(champion)
+            record.performance.value = monitoring.champion_metric(spec, registry.load_champion(domain), frame)
     else:
         drift, html = monitoring.detect_drift(spec, storage.get_frame(keys.reference(champion.version)), frame)
         storage.put_bytes(keys.drift_report(batch_id), html.encode(), "text/html")

@@ -124,12 +124,17 @@ def exists(key: str) -> bool:
     return True
 
 
-def list_keys(prefix: str) -> list[str]:
+def list_objects(prefix: str) -> list[dict]:
+    """Every object under `prefix` as boto3 describes it (Key, LastModified, Size, ...)."""
     paginator = client().get_paginator("list_objects_v2")
-    keys: list[str] = []
+    objects: list[dict] = []
     for page in paginator.paginate(Bucket=settings.bucket(), Prefix=prefix):
-        keys += [obj["Key"] for obj in page.get("Contents", [])]
-    return sorted(keys)
+        objects += page.get("Contents", [])
+    return objects
+
+
+def list_keys(prefix: str) -> list[str]:
+    return sorted(obj["Key"] for obj in list_objects(prefix))
 
 
 def delete(key: str) -> None:

@@ -262,7 +262,7 @@ def train_and_register(
         mlflow.log_metrics(scores, model_id=info.model_id, dataset=datasets["holdout"])
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
-        for key, value in {"domain": spec.name, "batch_id": batch_id}.items():
+        for key, value in run_tags.items():  # the version carries its role (baseline, challenger) too
             client.set_model_version_tag(spec.name, version, key, value)
 
     log.info(

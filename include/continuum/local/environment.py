@@ -180,6 +180,8 @@ def plan(
     ports_ = ports(environ)
     secrets = secrets if secrets is not None else load_or_create_secrets(home_)
     ours = {"CONTINUUM_HOME": str(home_)}
+    if not production:
+        ours["CONTINUUM_SIMULATOR"] = "on"  # the local platform feeds itself simulated batches
     ours |= airflow_env(environ, ports_, secrets, production)
     ours |= s3_env(environ, ports_)
     ours |= mlflow_env(environ, ports_)

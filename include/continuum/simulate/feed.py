@@ -1,0 +1,47 @@
+"""A steady feed of simulated batches for the local platform, so the loop runs by itself.
+
+`make run` enables the `continuum_simulator` DAG, which calls `land_next` for each
+shipped domain every few minutes. The story cycles: stable data, covariate drift,
+a broken batch, concept drift, so the Airflow UI shows every branch of the loop
+(training, no-op, promotion, quarantine) within minutes of start.
+"""
+
+from __future__ import annotations
+
+import io
+
+from continuum import landing, simulate, storage
+
+ROWS = 3000  # unless the spec's `simulation.rows` says otherwise (rare labels need more)
+CYCLE: tuple[tuple[str, dict], ...] = (
+    ("stable", {}),
+    ("stable", {}),
+    ("covariate_drift", {"faults": ["covariate_drift"], "drift": 1.0}),
+    ("stable", {}),
+    ("broken", {"faults": ["out_of_range", "nulls"]}),
+    ("concept_drift", {"faults": ["concept_drift"], "drift": 1.0}),
+)
+
+
+def batches_landed(domain: str) -> int:
+    """How many batches the domain has registered so far (its manifests), plus those still waiting."""
+    registered = sum(1 for key in storage.list_keys(f"batches/{domain}/") if key.endswith("/manifest.json"))
+    return registered + len(storage.list_keys(landing.Keys(domain).landing))
+
+
+def batch_rows(domain: str) -> int:
+    from continuum.specs import get_domain
+
+    return int((get_domain(domain).model_extra.get("simulation") or {}).get("rows", ROWS))
+
+
+def land_next(domain: str) -> dict:
+    """Generate the domain's next batch of the story and put it in its landing zone."""
+    step = batches_landed(domain)
+    rows = batch_rows(domain)
+    label, kwargs = CYCLE[step % len(CYCLE)]
+    frame = simulate.generate(domain, n=rows, seed=10_000 + step, **kwargs)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    key = landing.land_file(domain, f"sim-{step:05d}-{label}.csv", buffer.getvalue().encode())
+    return {"domain": domain, "step": step, "kind": label, "key": key}
