@@ -42,6 +42,7 @@ os.environ.update(
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
         "OMP_NUM_THREADS": "1",
+        "CONTINUUM_SIMULATOR": "on",  # so the integrity tests parse the local-only simulator DAG too
     }
 )
 for _var in ("CONTINUUM_DOMAINS_PATH", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):

@@ -1,0 +1,56 @@
+"""The `continuum` command: user mistakes end in one line and exit code 2; JSON where promised."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from continuum import cli
+
+
+def test_unknown_domain_is_one_line_and_exit_2(capsys):
+    assert cli.main(["status", "no_such_domain"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown domain 'no_such_domain'" in err[0] and "insurance_claim_risk" in err[0]
+
+
+def test_missing_file_is_one_line_and_exit_2(capsys, s3, mlflow_store, tmp_path):
+    assert cli.main(["ingest", "insurance_claim_risk", str(tmp_path / "nope.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_domains_lists_the_shipped_domains(capsys):
+    assert cli.main(["domains"]) == 0
+    out = capsys.readouterr().out
+    for name in ("insurance_claim_risk", "insurance_fraud", "retail_recommender"):
+        assert name in out
+
+
+def test_status_of_a_domain_that_never_trained(capsys, s3, mlflow_store):
+    assert cli.main(["status", "insurance_fraud"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["domain"] == "insurance_fraud" and payload["primary_metric"] == "recall_at_precision"
+    assert payload["champion"] is None and payload["previous"] is None and payload["decisions"] == []
+
+
+def test_rollback_without_previous_says_so(capsys, s3, mlflow_store):
+    assert cli.main(["rollback", "insurance_claim_risk"]) == 2
+    assert "no previous champion" in capsys.readouterr().err
+
+
+def test_ingest_without_run_lands_the_file_and_prints_json_last(capsys, s3, mlflow_store, tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text("a,b\n1,2\n")
+    assert cli.main(["ingest", "insurance_claim_risk", str(path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    record = json.loads(last)
+    assert record["landed"].startswith("s3://continuum/landing/insurance_claim_risk/")
+    assert s3.list_keys("landing/insurance_claim_risk/")
+
+
+@pytest.mark.parametrize("argv", [["platform"], ["ingest"], []])
+def test_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2

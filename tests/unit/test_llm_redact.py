@@ -1,0 +1,178 @@
+"""Redaction: every format of personal data users really type goes, and nothing a scorer needs goes with it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from continuum.llm.redact import find_personal_data, redact_conversation, redact_text
+
+FOUND = [  # (text, the text after redaction)
+    # emails
+    ("mail me at jane.doe@example.com", "mail me at [EMAIL]"),
+    ("JOHN_SMITH+orders@mail.example.co.uk.", "[EMAIL]."),
+    ("<a.b-c@sub.example.org>", "<[EMAIL]>"),
+    # phones, international and local
+    ("call +44 7700 900123 today", "call [PHONE] today"),
+    ("+1 (415) 555-0132", "[PHONE]"),
+    ("+1-415-555-0132", "[PHONE]"),
+    ("+33 6 12 34 56 78", "[PHONE]"),
+    ("+49 30 1234567", "[PHONE]"),
+    ("+4915123456789", "[PHONE]"),
+    ("0044 20 7946 0958", "[PHONE]"),
+    ("(415) 555-0132", "[PHONE]"),
+    ("415-555-0132 or 415.555.0132", "[PHONE] or [PHONE]"),
+    ("07700 900123", "[PHONE]"),
+    ("020 7946 0958", "[PHONE]"),
+    ("06 12 34 56 78", "[PHONE]"),
+    ("my number is 0612345678.", "my number is [PHONE]."),
+    ("(020) 7946-0958", "[PHONE]"),
+    # payment cards, Luhn-valid, with spaces, dashes or none
+    ("card 4111 1111 1111 1111 exp 11/28", "card [CARD] exp 11/28"),
+    ("4111-1111-1111-1111", "[CARD]"),
+    ("5555555555554444", "[CARD]"),
+    ("amex 3782 822463 10005", "amex [CARD]"),
+    ("4539 1488 0343 6467", "[CARD]"),
+    ("visa 13 digits 4222222222222", "visa 13 digits [CARD]"),
+    # IBANs
+    ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN [IBAN] please"),
+    ("DE89370400440532013000", "[IBAN]"),
+    ("FR14 2004 1010 0505 0001 3M02 606", "[IBAN]"),
+    ("NL91ABNA0417164300.", "[IBAN]."),
+    # policy and claim ids
+    ("policy POL-123456", "policy [POLICY_ID]"),
+    ("policy P-00012345,", "policy [POLICY_ID],"),
+    ("pol-9876543", "[POLICY_ID]"),
+    ("claim CLM-2026-000123 was filed", "claim [CLAIM_ID] was filed"),
+    ("CLM2026000123", "[CLAIM_ID]"),
+    # street addresses and postcodes
+    ("Ship to 221B Baker Street, London NW1 6XE please", "Ship to [ADDRESS] please"),
+    ("42 Elm St., Springfield, IL 62704.", "[ADDRESS]."),
+    ("1600 Pennsylvania Avenue NW, Washington, DC 20500", "[ADDRESS]"),
+    ("350 5th Avenue, New York, NY 10118", "[ADDRESS]"),
+    ("17 Harbour Road, Bristol BS1 5TT", "[ADDRESS]"),
+    ("8 Willow Lane, Flat 2, Leeds LS6 2AB", "[ADDRESS]"),
+    ("deliver to 12 baker street tomorrow", "deliver to [ADDRESS] tomorrow"),
+    ("10 Downing St", "[ADDRESS]"),
+    ("77 Sunset Blvd", "[ADDRESS]"),
+    ("my postcode is SW1A 1AA", "my postcode is [ADDRESS]"),
+]
+
+KEPT = [  # things that look numeric or structured but are not personal data
+    "The set costs $1,299.99, or €49.90 on sale, or 24.99 USD.",
+    "Ordered on 2026-11-28, delivered 28/11/2026 at 10:30.",
+    "3 x 250 g bags, quantity 12, sizes 38 39 40 41 42.",
+    "SKU 12345 and SKU 48213 are in stock.",
+    "order 10045, order #100234567, invoice 2026-000123",
+    "A 12-cup coffee maker, Model XPS 9320, Sony WH-CH720N.",
+    "Between 10 and 20 items, 5 more days down the road.",
+    "2 items from the store on Main Street",  # a street without a number is not an address
+    "The damage was assessed at $21,725.49 after a $1,000 deductible.",
+    "HTTP 503 after 5000 ms; retry in 30 seconds.",
+    "not a card: 4111 1111 1111 1112",  # fails the Luhn check
+    "version 3 scored 0.31 with a CI of [0.27, 0.35]",
+    "customer C-104233 bought 2 of SKU 77431",
+    "clm-2026-45 is too short to be a claim id",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FOUND)
+def test_personal_data_is_replaced_by_its_typed_placeholder(text, expected):
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_prices_dates_quantities_and_product_codes_are_kept(text):
+    assert redact_text(text) == text
+    assert find_personal_data(text) == []
+
+
+def test_a_realistic_message_with_everything_at_once():
+    text = (
+        "Hi, I'm Jane. Claim CLM-2026-004512 on policy POL-483920: please pay the $4,570.00 into "
+        "GB82 WEST 1234 5698 7654 32, or charge back card 5555-5555-5555-4444. Call me on +44 7700 900123 "
+        "or email jane.doe@example.com; I have moved to 17 Harbour Road, Bristol BS1 5TT."
+    )
+    assert redact_text(text) == (
+        "Hi, I'm Jane. Claim [CLAIM_ID] on policy [POLICY_ID]: please pay the $4,570.00 into "
+        "[IBAN], or charge back card [CARD]. Call me on [PHONE] "
+        "or email [EMAIL]; I have moved to [ADDRESS]."
+    )
+    assert [kind for kind, _ in find_personal_data(text)] == [
+        "email",
+        "iban",
+        "card",
+        "claim_id",
+        "policy_id",
+        "address",
+        "phone",
+    ]
+    assert ("card", "5555-5555-5555-4444") in find_personal_data(text)
+
+
+def test_redaction_is_idempotent():
+    for text, _ in FOUND:
+        once = redact_text(text)
+        assert redact_text(once) == once
+
+
+def test_redact_conversation_reaches_every_free_text_and_keeps_ids():
+    conversation = {
+        "conversation_id": "c-0001",
+        "assistant": "claims_assistant",
+        "prompt": {"name": "claims_assistant", "version": "2"},
+        "model": "gpt-4o",
+        "params": {"temperature": 0.2, "top_p": 0.9},
+        "started_at": "2026-11-28T10:00:00Z",
+        "usage": {"input_tokens": 812, "output_tokens": 164},
+        "latency_ms": 1830,
+        "messages": [
+            {"role": "user", "content": "My claim is CLM-2026-000123, call +44 7700 900123"},
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "tool_calls": [
+                    {
+                        "name": "check_compliance",
+                        "arguments": {
+                            "claim_id": "CLM-2026-000123",
+                            "notes": {"contact": ["jane@example.com"]},
+                        },
+                    },
+                    {"name": "search_products", "arguments": {"query": "paint", "max_price": 30}},
+                ],
+            },
+            {"role": "tool", "name": "check_policy", "content": '{"holder_address": "42 Elm Street"}'},
+        ],
+        "feedback": {"rating": 2, "comment": "Ring me on 07700 900456"},
+        "outcome": {"success": False},
+        "notes": "agent wrote: card 4111 1111 1111 1111",
+        "customer_id": "C-104233",
+    }
+    before = copy.deepcopy(conversation)
+    redacted = redact_conversation(conversation)
+    assert conversation == before  # the input is untouched
+    assert redacted["messages"][0]["content"] == "My claim is [CLAIM_ID], call [PHONE]"
+    arguments = redacted["messages"][1]["tool_calls"][0]["arguments"]
+    assert arguments == {"claim_id": "[CLAIM_ID]", "notes": {"contact": ["[EMAIL]"]}}
+    assert redacted["messages"][1]["tool_calls"][1]["arguments"] == {"query": "paint", "max_price": 30}
+    assert redacted["messages"][2] == {
+        "role": "tool",
+        "name": "check_policy",
+        "content": '{"holder_address": "[ADDRESS]"}',
+    }
+    assert redacted["feedback"] == {"rating": 2, "comment": "Ring me on [PHONE]"}
+    assert redacted["notes"] == "agent wrote: card [CARD]"
+    for key in (
+        "conversation_id",
+        "assistant",
+        "prompt",
+        "model",
+        "params",
+        "started_at",
+        "usage",
+        "latency_ms",
+    ):
+        assert redacted[key] == conversation[key]
+    assert redacted["customer_id"] == "C-104233" and redacted["outcome"] == {"success": False}
