@@ -1,0 +1,242 @@
+"""Compare prompt versions with confidence intervals, and the rule that promotes one.
+
+Per version and score: the mean with a confidence interval, Wilson's score interval
+for 0/1 rates (right near 0 and 1, where safety rates live) and a percentile
+bootstrap of the mean for the rest (rating, similarity, cost, latency).
+
+The promotion rule (`decide`), chosen to be explainable from the report alone:
+1. Evidence: production and the candidate each need `evaluation.min_conversations`
+   conversations in the window, else "insufficient evidence".
+2. Better: the candidate's CI lower bound on the primary score is above production's
+   CI upper bound. Non-overlapping intervals are a conservative test (stricter than
+   a two-proportion test at the same confidence), and a person sees it at a glance.
+3. Safe: on every `guardrails.safety_scores` rate, the candidate's rate may exceed
+   production's by at most `non_inferiority_margin`. Safety rates are conditional on
+   rare events (injection attempts, users who paste personal data), so a formal
+   non-inferiority test (upper bound of the difference <= margin) would need thousands
+   of attempts per version and would block every candidate while production keeps
+   its own, untested rate. The point rule blocks on the first incidents instead: one
+   obeyed injection in 20 attempts (0.05) already exceeds a 0.02 margin.
+Among several eligible candidates the highest primary mean wins. With no production
+alias yet, the version with enough evidence and the best primary score among those
+that are non-inferior to the safest of them becomes production.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+from continuum.llm.scorers import LOWER_IS_BETTER, RATES, SCORES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from continuum.llm.specs import AssistantSpec
+
+
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+
+
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion; (0, 1) when there is no observation."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = _z(confidence)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_interval(
+    values, confidence: float = 0.95, samples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (seeded: the same data give the same interval)."""
+    import numpy as np
+
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if data.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(samples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def _version_key(version: str) -> tuple:
+    return (0, int(version), "") if str(version).isdigit() else (1, 0, str(version))
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), digits)
+
+
+def _score_summary(spec: AssistantSpec, name: str, column) -> dict[str, Any]:
+    values = column.dropna().astype(float)
+    n = int(values.size)
+    if n == 0:
+        return {"mean": None, "ci": None, "n": 0}
+    if name in RATES:
+        low, high = wilson_interval(float(values.sum()), n, spec.evaluation.confidence)
+    else:
+        low, high = bootstrap_interval(
+            values.tolist(), spec.evaluation.confidence, spec.evaluation.bootstrap_samples
+        )
+    return {"mean": _round(values.mean()), "ci": [_round(low), _round(high)], "n": n}
+
+
+def summarise(spec: AssistantSpec, table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per version: n, the primary score's mean and CI, every score, safety rates, cost, latency."""
+    summary: dict[str, dict[str, Any]] = {}
+    for version in sorted(table["version"].astype(str).unique(), key=_version_key):
+        rows = table[table["version"].astype(str) == version]
+        scores = {name: _score_summary(spec, name, rows[name]) for name in SCORES if name in rows}
+        primary = scores.get(spec.primary_score, {"mean": None, "ci": None})
+        summary[version] = {
+            "n": int(len(rows)),
+            "primary": primary["mean"],
+            "ci": primary["ci"],
+            "scores": scores,
+            "safety": {s: scores.get(s, {}).get("mean") for s in spec.guardrails.safety_scores},
+            "cost_per_conversation": scores.get("cost", {}).get("mean"),
+            "latency_ms": scores.get("latency_ms", {}).get("mean"),
+        }
+    return summary
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _ci(entry: dict) -> str:
+    ci = entry.get("ci")
+    return f"{_fmt(entry.get('primary'))} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "n/a"
+
+
+def _evidence(spec: AssistantSpec, summary: dict, version: str, role: str = "version") -> str | None:
+    n = summary.get(version, {}).get("n", 0)
+    needed = spec.evaluation.min_conversations
+    if n < needed:
+        return f"insufficient evidence: {role} {version} has {n} conversations, needs {needed}"
+    return None
+
+
+def _guardrail(
+    spec: AssistantSpec, summary: dict, version: str, baseline: dict[str, float | None], against: str
+):
+    """The first safety score on which `version` is worse than the baseline by more than the margin."""
+    margin = spec.guardrails.non_inferiority_margin
+    for name in spec.guardrails.safety_scores:
+        rate = summary[version]["safety"].get(name)
+        base = baseline.get(name)
+        if rate is None or base is None:
+            continue  # no applicable conversation: nothing observed to compare
+        worse = rate > base + margin if name in LOWER_IS_BETTER else rate < base - margin
+        if worse:
+            return f"version {version} blocked by guardrail {name}: {rate:.2f} vs {against} {base:.2f} (margin {margin:.2f})"
+    return None
+
+
+def _primary_key(summary: dict, version: str) -> tuple[float, float]:
+    entry = summary[version]
+    return (entry["primary"] if entry["primary"] is not None else -math.inf, (entry["ci"] or [-math.inf])[0])
+
+
+def _first_production(spec: AssistantSpec, summary: dict, versions: list[str]) -> dict[str, Any]:
+    blocked: dict[str, str] = {}
+    eligible = []
+    for version in versions:
+        reason = _evidence(spec, summary, version)
+        if reason is None and summary[version]["primary"] is None:
+            reason = f"version {version} has no {spec.primary_score} score"
+        if reason:
+            blocked[version] = reason
+        else:
+            eligible.append(version)
+    safest = {
+        name: min(
+            (summary[v]["safety"].get(name) for v in eligible if summary[v]["safety"].get(name) is not None),
+            default=None,
+        )
+        for name in spec.guardrails.safety_scores
+    }
+    safe = []
+    for version in eligible:
+        reason = _guardrail(spec, summary, version, safest, "the safest version")
+        if reason:
+            blocked[version] = reason
+        else:
+            safe.append(version)
+    if not safe:
+        reasons = "; ".join(blocked[v] for v in versions if v in blocked) or "no conversations"
+        return {
+            "promote": None,
+            "reason": f"no production yet and no version qualifies: {reasons}",
+            "blocked": blocked,
+        }
+    best = max(safe, key=lambda v: _primary_key(summary, v))
+    for version in safe:
+        if version != best:
+            blocked[version] = f"version {best} scores higher on {spec.primary_score}"
+    return {
+        "promote": best,
+        "reason": f"no production yet: version {best} has the best {spec.primary_score} "
+        f"{_ci(summary[best])} among versions with enough evidence",
+        "blocked": blocked,
+    }
+
+
+def decide(
+    spec: AssistantSpec, summary: dict, production: str | None, candidates: list[str]
+) -> dict[str, Any]:
+    """{"promote": version or None, "reason": why, "blocked": {version: why not}}; see the module docstring."""
+    candidates = [str(c) for c in candidates if str(c) != str(production)]
+    if production is None:
+        return _first_production(spec, summary, sorted({*candidates, *summary}, key=_version_key))
+    production = str(production)
+    if not candidates:
+        return {
+            "promote": None,
+            "reason": f"no candidate versions; production stays {production}",
+            "blocked": {},
+        }
+    blocked: dict[str, str] = {}
+    short = _evidence(spec, summary, production, "production version")
+    winners = []
+    prod = summary.get(production)
+    for version in candidates:
+        reason = short or _evidence(spec, summary, version)
+        if reason is None:
+            # Both checks are reported, so the report says everything that stands in the way.
+            cand = summary[version]
+            failures = [_guardrail(spec, summary, version, prod["safety"], "production")]
+            if cand["ci"] is None or prod["ci"] is None or cand["ci"][0] <= prod["ci"][1]:
+                confidence = round(spec.evaluation.confidence * 100)
+                failures.insert(
+                    0,
+                    f"version {version} does not beat production {production} on {spec.primary_score} "
+                    f"with {confidence}% confidence: {_ci(cand)} vs {_ci(prod)}",
+                )
+            reason = "; ".join(f for f in failures if f) or None
+        if reason:
+            blocked[version] = reason
+        else:
+            winners.append(version)
+    if not winners:
+        reasons = "; ".join(blocked[v] for v in candidates)
+        return {"promote": None, "reason": f"production stays {production}: {reasons}", "blocked": blocked}
+    best = max(winners, key=lambda v: _primary_key(summary, v))
+    for version in winners:
+        if version != best:
+            blocked[version] = f"version {best} scores higher on {spec.primary_score}"
+    safety = ", ".join(spec.guardrails.safety_scores) or "no safety scores"
+    return {
+        "promote": best,
+        "reason": f"version {best} beats production {production} on {spec.primary_score}: "
+        f"{_ci(summary[best])} vs {_ci(prod)}, and is non-inferior on {safety}",
+        "blocked": blocked,
+    }

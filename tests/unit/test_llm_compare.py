@@ -1,0 +1,166 @@
+"""Confidence intervals against known values, and the promotion rule's truth table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from continuum.llm.compare import bootstrap_interval, decide, summarise, wilson_interval
+from continuum.llm.specs import AssistantSpec
+
+SPEC = AssistantSpec.model_validate(
+    {
+        "name": "shop",
+        "description": "d",
+        "owner": "o",
+        "business": "retail",
+        "primary_score": "outcome",
+        "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
+        "evaluation": {"min_conversations": 150, "bootstrap_samples": 500},
+    }
+)
+
+
+def test_wilson_known_values():
+    low, high = wilson_interval(50, 100, 0.95)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    low, high = wilson_interval(0, 30, 0.95)
+    assert low == 0.0 and high == pytest.approx(0.1135, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    narrow = wilson_interval(500, 1000, 0.95)
+    assert narrow[1] - narrow[0] < high - low
+
+
+def test_bootstrap_interval():
+    rng = np.random.default_rng(1)
+    values = rng.normal(10, 2, size=400)
+    low, high = bootstrap_interval(values.tolist(), 0.95, 2000, seed=0)
+    # normal theory: mean +- 1.96 * sd / sqrt(n)
+    half = 1.96 * values.std(ddof=1) / math.sqrt(values.size)
+    assert low == pytest.approx(values.mean() - half, abs=0.05)
+    assert high == pytest.approx(values.mean() + half, abs=0.05)
+    assert bootstrap_interval(values.tolist(), 0.95, 500, seed=3) == bootstrap_interval(
+        values.tolist(), 0.95, 500, seed=3
+    )
+    assert all(math.isnan(x) for x in bootstrap_interval([], 0.95, 100, 0))
+
+
+def table(version_rates: dict[str, tuple[int, float, int, float]]) -> pd.DataFrame:
+    """{version: (n, outcome rate, injection attempts, obey rate)} -> a score table."""
+    rows = []
+    for version, (n, rate, attempts, obey) in version_rates.items():
+        wins, obeyed = round(n * rate), round(attempts * obey)
+        for i in range(n):
+            rows.append(
+                {
+                    "conversation_id": f"{version}-{i}",
+                    "version": version,
+                    "outcome": float(i < wins),
+                    "rating": 0.8,
+                    "injection_obeyed": float(i < obeyed) if i < attempts else None,
+                    "system_prompt_leaked": 0.0,
+                    "pii_echoed": None,
+                    "cost": 0.01 + (i % 3) * 0.001,
+                    "latency_ms": 1000.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_summarise_shape():
+    summary = summarise(SPEC, table({"1": (200, 0.3, 20, 0.0), "10": (200, 0.4, 20, 0.1)}))
+    assert list(summary) == ["1", "10"]
+    v1 = summary["1"]
+    assert v1["n"] == 200 and v1["primary"] == pytest.approx(0.3)
+    assert v1["ci"] == pytest.approx(list(wilson_interval(60, 200)), abs=1e-6)
+    assert v1["scores"]["injection_obeyed"]["n"] == 20
+    assert v1["safety"] == {"injection_obeyed": 0.0, "system_prompt_leaked": 0.0, "pii_echoed": None}
+    assert v1["cost_per_conversation"] == pytest.approx(0.011, abs=1e-3)
+    assert v1["scores"]["cost"]["ci"][0] < 0.011 < v1["scores"]["cost"]["ci"][1]
+    assert summary["10"]["safety"]["injection_obeyed"] == pytest.approx(0.1)
+
+
+def test_better_and_safe_is_promoted():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.42, 40, 0.0)}))
+    decision = decide(SPEC, summary, "3", ["4"])
+    assert decision["promote"] == "4"
+    assert "beats production 3 on outcome" in decision["reason"]
+
+
+def test_better_but_obeys_injections_is_blocked():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.45, 40, 0.2)}))
+    decision = decide(SPEC, summary, "3", ["4"])
+    assert decision["promote"] is None
+    assert "version 4 blocked by guardrail injection_obeyed: 0.20 vs production 0.00" in decision["reason"]
+    assert "injection_obeyed" in decision["blocked"]["4"]
+
+
+def test_not_better_with_confidence_is_kept():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.33, 40, 0.0)}))
+    decision = decide(SPEC, summary, "3", ["4"])
+    assert decision["promote"] is None
+    assert "does not beat production 3" in decision["blocked"]["4"]
+
+
+def test_too_few_conversations_is_insufficient_evidence():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (37, 0.9, 5, 0.0)}))
+    decision = decide(SPEC, summary, "3", ["4"])
+    assert decision["promote"] is None
+    assert "insufficient evidence: version 4 has 37 conversations, needs 150" in decision["reason"]
+    missing = decide(SPEC, summary, "3", ["5"])
+    assert "version 5 has 0 conversations" in missing["reason"]
+    short_production = decide(
+        SPEC, summarise(SPEC, table({"3": (40, 0.1, 5, 0.0), "4": (600, 0.9, 40, 0.0)})), "3", ["4"]
+    )
+    assert short_production["promote"] is None
+    assert "insufficient evidence: production version 3 has 40 conversations" in short_production["reason"]
+
+
+def test_best_of_several_candidates():
+    summary = summarise(
+        SPEC,
+        table(
+            {
+                "1": (600, 0.2, 40, 0.0),
+                "2": (600, 0.35, 40, 0.0),
+                "3": (600, 0.45, 40, 0.0),
+                "4": (600, 0.6, 40, 0.5),
+            }
+        ),
+    )
+    decision = decide(SPEC, summary, "1", ["2", "3", "4"])
+    assert decision["promote"] == "3"
+    assert "scores higher" in decision["blocked"]["2"]
+    assert "guardrail injection_obeyed" in decision["blocked"]["4"]
+
+
+def test_no_production_picks_best_safe_version_with_evidence():
+    summary = summarise(
+        SPEC,
+        table(
+            {
+                "1": (300, 0.3, 40, 0.0),
+                "2": (300, 0.5, 40, 0.4),
+                "3": (300, 0.4, 40, 0.0),
+                "4": (20, 0.9, 5, 0.0),
+            }
+        ),
+    )
+    decision = decide(SPEC, summary, None, ["2", "3", "4"])
+    assert decision["promote"] == "3"
+    assert "insufficient evidence" in decision["blocked"]["4"]
+    assert "guardrail injection_obeyed" in decision["blocked"]["2"]
+    nothing = decide(SPEC, summarise(SPEC, table({"1": (20, 0.3, 0, 0.0)})), None, [])
+    assert nothing["promote"] is None and "insufficient evidence" in nothing["reason"]
+
+
+def test_no_candidates_keeps_production():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0)}))
+    assert decide(SPEC, summary, "3", ["3"]) == {
+        "promote": None,
+        "reason": "no candidate versions; production stays 3",
+        "blocked": {},
+    }
