@@ -11,6 +11,7 @@ runs so CLI commands use the running services instead of starting their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,6 +83,17 @@ class Child:
                 self.process.send_signal(sig)
         except ProcessLookupError:
             pass
+
+    def descendants(self) -> list:
+        """Every process below the component, whatever session it started."""
+        import psutil
+
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            return []
 
     def wait(self, timeout: float) -> bool:
         if self.process is None:
@@ -186,6 +198,9 @@ def stop_all(running: list[Child]) -> None:
     """
     waves = [[c for c in running if c.name != "s3"], [c for c in running if c.name == "s3"]]
     for wave in waves:
+        # Task processes start sessions of their own, so the group kill below misses them:
+        # remember every descendant now, while they are still in the tree.
+        descendants = [d for child in wave for d in child.descendants()]
         for child in wave:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -194,6 +209,21 @@ def stop_all(running: list[Child]) -> None:
                 say("continuum", f"{child.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
             child.signal(signal.SIGKILL, group=True)
             child.wait(10)
+        _kill_survivors(descendants)
+
+
+def _kill_survivors(processes: list) -> None:
+    """SIGTERM, then SIGKILL, whatever is left of a component's process tree."""
+    import psutil
+
+    alive = [p for p in processes if p.is_running()]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, still = psutil.wait_procs(alive, timeout=5)
+    for process in still:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 def prepare(plan: environment.Plan, log_dir: Path) -> None:
