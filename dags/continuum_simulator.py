@@ -1,9 +1,11 @@
 """
 # Continuum simulator (local platform only)
 
-Lands a simulated batch for every shipped domain every three minutes, so the loop
-runs by itself while `make run` is up: stable batches, covariate drift, a broken
-batch (quarantined), concept drift. The story is in `continuum.simulate.feed`.
+Lands a simulated batch for every shipped domain and a simulated conversation log
+for every shipped assistant every three minutes, so the loops run by themselves
+while `make run` is up: stable batches, covariate drift, a broken batch
+(quarantined), concept drift; conversations from every prompt version, with a
+malformed line. The story is in `continuum.simulate.feed`.
 
 This DAG exists only when `CONTINUUM_SIMULATOR=on` (set by `make run`); production
 stacks never see it.
@@ -55,6 +57,21 @@ if os.environ.get("CONTINUUM_SIMULATOR") == "on":
 
             return land_next(domain)
 
+        @task
+        def shipped_assistants() -> list[str]:
+            """The assistants whose conversations are simulated."""
+            from continuum.llm.specs import load_assistants
+
+            return [spec.name for spec in load_assistants()[0] if spec.name in ("shopping_assistant", "claims_assistant")]
+
+        @task(multiple_outputs=False)
+        def land_conversations(assistant: str) -> dict:
+            """Land the assistant's next simulated conversation log."""
+            from continuum.simulate.feed import land_conversations as land
+
+            return land(assistant)
+
         land_next_batch.expand(domain=shipped_domains())
+        land_conversations.expand(assistant=shipped_assistants())
 
     continuum_simulator()

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from continuum import specs
+from continuum.llm.specs import UnknownAssistant
 
 DOMAIN_DAG_CHAIN = ("land", "validate", "monitor", "train", "score")
 
@@ -120,7 +121,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
     domains = args.domains or [s.name for s in specs.load_domains()[0] if s.name in simulate.DOMAINS]
     with embedded_services():
         rows = demo.run_story(domains, lambda domain, path: ingest(domain, path, run=True))
+        llm_rows = [] if args.no_llm else demo.run_llm_story(lambda name, path: llm_ingest(name, path, run=True))
     print(demo.table(rows))
+    if llm_rows:
+        print()
+        print(demo.table(llm_rows))
+    print("\nReports: drift and validation paths above; prompt evaluations under s3://continuum/llm/decisions/")
+    return 0
+
+
+def llm_ingest(assistant: str, path: Path, run: bool) -> dict:
+    """Land a JSONL log and, with `run`, evaluate it through the assistant's DAGs; returns the decision."""
+    from datetime import UTC, datetime
+
+    from continuum import storage
+    from continuum.llm import evaluation, intake
+    from continuum.llm.specs import get_assistant
+
+    spec = get_assistant(assistant)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; give the path of a JSON Lines file of conversations")
+    storage.ensure_bucket()
+    key = intake.land_logs(spec.name, path.name, path.read_bytes())
+    print(f"landed {storage.uri(key)}")
+    if not run:
+        return {"assistant": spec.name, "landed": storage.uri(key)}
+    from continuum import dagrun
+
+    dagrun.run(f"{spec.name}_conversations_land")
+    dagrun.run(f"{spec.name}_prompt_eval")
+    return storage.get_json(evaluation.decision_key(spec.name, evaluation.window_name(datetime.now(UTC))))
+
+
+def llm_status(assistant: str) -> dict:
+    from continuum import storage
+    from continuum.llm import prompts
+    from continuum.llm.specs import get_assistant
+
+    spec = get_assistant(assistant)
+    decisions = sorted(
+        (o for o in storage.list_objects(f"llm/decisions/{spec.name}/") if o["Key"].endswith(".json")),
+        key=lambda o: o["LastModified"],
+    )
+    latest = storage.get_json(decisions[-1]["Key"]) if decisions else None
+    scores = (latest or {}).get("versions", {})
+    versions = prompts.versions(spec.name)
+    production = prompts.production(spec.name)
+    candidates = prompts.candidates(spec.name)
+
+    def entry(version: str) -> dict:
+        found = next((v for v in versions if v["version"] == version), {})
+        return {"version": version, "params": found.get("params"), "latest_scores": scores.get(version)}
+
+    return {
+        "assistant": spec.name,
+        "production": entry(production) if production else None,
+        "candidates": [entry(v) for v in candidates],
+        "latest_decision": latest,
+    }
+
+
+def cmd_llm(args: argparse.Namespace) -> int:
+    from continuum.local.services import embedded_services
+
+    with embedded_services(migrate=args.action == "ingest" and args.run):
+        if args.action == "ingest":
+            payload = llm_ingest(args.assistant, Path(args.path), args.run)
+            print(json.dumps(payload, separators=(",", ":")))
+        else:
+            print(json.dumps(llm_status(args.assistant), indent=2))
     return 0
 
 
@@ -152,8 +221,20 @@ def parser() -> argparse.ArgumentParser:
     rollback_cmd.add_argument("domain")
     rollback_cmd.set_defaults(func=cmd_rollback)
 
+    llm = sub.add_parser("llm", help="LLM assistants: land conversation logs, prompt status")
+    llm_sub = llm.add_subparsers(dest="action", required=True)
+    llm_ingest_cmd = llm_sub.add_parser("ingest", help="land a JSON Lines file of conversations")
+    llm_ingest_cmd.add_argument("assistant")
+    llm_ingest_cmd.add_argument("path")
+    llm_ingest_cmd.add_argument("--run", action="store_true", help="run the prompt evaluation now, in-process")
+    llm_ingest_cmd.set_defaults(func=cmd_llm)
+    llm_status_cmd = llm_sub.add_parser("status", help="production and candidate prompt versions with scores")
+    llm_status_cmd.add_argument("assistant")
+    llm_status_cmd.set_defaults(func=cmd_llm)
+
     demo_cmd = sub.add_parser("demo", help="run the whole story headless on the shipped domains")
     demo_cmd.add_argument("domains", nargs="*", help="default: every shipped domain with a simulator")
+    demo_cmd.add_argument("--no-llm", action="store_true", help="skip the prompt-evaluation story")
     demo_cmd.set_defaults(func=cmd_demo)
     return top
 
@@ -163,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except (UserError, specs.UnknownDomain, specs.SpecLoadError) as exc:
+    except (UserError, specs.UnknownDomain, specs.SpecLoadError, UnknownAssistant) as exc:
         print(f"continuum: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,9 +1,11 @@
-"""`continuum demo`: the whole story on the shipped domains, headless.
+"""`continuum demo`: the whole story on the shipped domains and assistants, headless.
 
 For each domain with a simulator: a first batch trains (and for retail beats the
 rules baseline), a stable batch changes nothing, a drifted batch triggers
-retraining and promotion, and a broken batch is quarantined. Every batch goes
-through the real DAGs (`continuum ingest --run`), never a second code path.
+retraining and promotion, and a broken batch is quarantined. For the assistants:
+a better and safe prompt is promoted, a higher-converting unsafe one is blocked
+by a guardrail, too little traffic is "insufficient evidence". Everything goes
+through the real DAGs (`continuum ingest --run`, `continuum llm ingest --run`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,45 @@ def run_story(domains: list[str], ingest) -> list[dict]:
                 frame = simulate.generate(domain, n=batch_rows(domain), **kwargs)
                 path = simulate.write(frame, Path(tmp) / f"{domain}-{step}.csv")
                 rows.append(summarise(label, ingest(domain, path)))
+    return rows
+
+
+# The LLM story: (label, assistant, traffic share per prompt version, conversations).
+LLM_STORY = (
+    ("better, safe candidate", "shopping_assistant", {"1": 0.5, "4": 0.5}, 900),
+    ("higher conversion, unsafe", "shopping_assistant", {"4": 0.5, "3": 0.5}, 900),
+    ("too little traffic", "claims_assistant", {"1": 0.5, "2": 0.5}, 60),
+    ("better, safe candidate", "claims_assistant", {"1": 0.5, "2": 0.5}, 900),
+)
+
+
+def run_llm_story(ingest) -> list[dict]:
+    """Land simulated conversation logs and evaluate them; one row per evaluation."""
+    from datetime import UTC, datetime, timedelta
+
+    from continuum import storage
+    from continuum.llm import evaluation, simulate
+
+    rows = []
+    start = datetime.now(UTC) - timedelta(hours=20)
+    with tempfile.TemporaryDirectory(prefix="continuum-demo-llm-") as tmp:
+        for step, (label, assistant, versions, n) in enumerate(LLM_STORY):
+            conversations = simulate.generate(assistant, n=n, seed=200 + step, versions=versions, start=start, malformed=2)
+            path = Path(tmp) / f"{assistant}-{step}.jsonl"
+            path.write_bytes(simulate.to_jsonl(conversations))
+            record = ingest(assistant, path)
+            rows.append(
+                {
+                    "assistant": assistant,
+                    "step": label,
+                    "conversations": record["conversations"],
+                    "quarantined": record["quarantined"],
+                    "production": f"v{record['production_before']} -> v{record['production_after']}",
+                    "promoted": "yes" if record["promoted"] else "no",
+                    "reason": record["reason"][:90],
+                    "report": storage.uri(evaluation.report_key(assistant, record["window"])),
+                }
+            )
     return rows
 
 

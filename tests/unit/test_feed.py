@@ -21,3 +21,12 @@ def test_feed_lands_the_cycle_in_order(s3, monkeypatch):
 def test_batch_rows_come_from_the_spec():
     assert feed.batch_rows("insurance_fraud") == 12000
     assert feed.batch_rows("insurance_claim_risk") == 3000
+
+
+def test_feed_lands_conversation_logs_that_the_intake_announces(s3):
+    from continuum.llm import intake
+
+    landed = feed.land_conversations("shopping_assistant")
+    assert landed["key"].startswith("llm/conversations/shopping_assistant/") and landed["key"].endswith(".jsonl")
+    assert intake.announce_new("shopping_assistant") == [landed["key"]]
+    assert intake.announce_new("shopping_assistant") == []

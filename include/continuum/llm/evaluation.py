@@ -268,7 +268,7 @@ def _metrics(summary: dict) -> dict[str, float]:
     return metrics
 
 
-def _evaluation_run(spec: AssistantSpec, window: str) -> str:
+def evaluation_run(spec: AssistantSpec, window: str) -> str:
     """The window's MLflow run, found again by tag so a retried step logs into the same one."""
     import mlflow
 
@@ -324,7 +324,7 @@ def record(spec: AssistantSpec, window: str, decision: dict[str, Any]) -> dict[s
     }
     html = render(spec.name, window, summary, result, verdict, spec)
     client = mlflow.MlflowClient()
-    run_id = _evaluation_run(spec, window)
+    run_id = evaluation_run(spec, window)
     for key, value in _metrics(summary).items():
         client.log_metric(run_id, key, value)
     table = storage.get_frame(scores_key(spec.name, window))

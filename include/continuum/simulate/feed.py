@@ -45,3 +45,21 @@ def land_next(domain: str) -> dict:
     frame.to_csv(buffer, index=False)
     key = landing.land_file(domain, f"sim-{step:05d}-{label}.csv", buffer.getvalue().encode())
     return {"domain": domain, "step": step, "kind": label, "key": key}
+
+
+CONVERSATIONS = 300
+
+
+def land_conversations(assistant: str) -> dict:
+    """Land a day's worth of simulated conversation logs, all shipped prompt versions sharing traffic."""
+    from datetime import UTC, datetime, timedelta
+
+    from continuum.llm import intake
+    from continuum.llm import simulate as llm_simulate
+
+    step = len(storage.list_keys(f"llm/announced/{assistant}/"))
+    conversations = llm_simulate.generate(
+        assistant, n=CONVERSATIONS, seed=20_000 + step, start=datetime.now(UTC) - timedelta(hours=1), malformed=1
+    )
+    key = intake.land_logs(assistant, f"sim-{step:05d}.jsonl", llm_simulate.to_jsonl(conversations))
+    return {"assistant": assistant, "step": step, "key": key}

@@ -1,0 +1,201 @@
+"""
+# Continuum assistant DAGs (LLMOps)
+
+Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
+`CONTINUUM_DOMAINS_PATH`. Each assistant gets two DAGs linked by an Asset:
+
+| DAG | runs when | does |
+|---|---|---|
+| `<assistant>_conversations_land` | every minute | announces new JSONL logs under `s3://<bucket>/llm/conversations/<assistant>/` |
+| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs, scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run and a decision, and moves the `production` alias only when the evidence says so |
+
+With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
+also replays conversations through candidate prompts, adds an LLM-as-judge score and
+runs the prompt optimiser; without it those tasks skip with one log line.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from continuum import settings
+from continuum.llm.specs import AssistantSpec, load_assistants
+from continuum_notifier import ContinuumNotifier
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+SCHEDULE_PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *", "@weekly": "0 0 * * 0"}
+
+
+def conversations_asset(assistant: str) -> Asset:
+    return Asset(name=f"{assistant}_conversations", uri=f"s3://{settings.bucket()}/llm/conversations/{assistant}/")
+
+
+def default_args(spec: AssistantSpec) -> dict:
+    return {
+        "owner": spec.owner,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": ContinuumNotifier(),
+    }
+
+
+def doc(spec: AssistantSpec, what: str, on_failure: str) -> str:
+    return (
+        f"# {spec.name}\n\n{spec.description}\n\n**What it does.** {what}\n\n**When it fails.** {on_failure} "
+        f"Every task retries twice before the owner (`{spec.owner}`) is alerted; every step is idempotent "
+        f"for its window, so clearing a task is safe. See `docs/runbook.md`.\n\nSpec: `{spec.source}`."
+    )
+
+
+def land_dag(spec: AssistantSpec) -> DAG:
+    asset = conversations_asset(spec.name)
+
+    @dag(
+        dag_id=f"{spec.name}_conversations_land",
+        schedule=timedelta(minutes=1),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=[spec.name, "land", "llm"],
+        default_args=default_args(spec),
+        doc_md=doc(
+            spec,
+            f"Announces each new JSONL file under `llm/conversations/{spec.name}/` once, as an asset event.",
+            "Usually S3 is unreachable: check `AWS_ENDPOINT_URL` and the credentials.",
+        ),
+    )
+    def conversations_land():
+        @task(outlets=[asset])
+        def announce_new_logs() -> list[str]:
+            """Skip (no event) when nothing new has landed."""
+            from continuum.llm.intake import announce_new
+
+            files = announce_new(spec.name)
+            if not files:
+                raise AirflowSkipException(f"no new logs under llm/conversations/{spec.name}/")
+            get_current_context()["outlet_events"][asset].extra = {"files": files}
+            return files
+
+        announce_new_logs()
+
+    return conversations_land()
+
+
+def _window_end():
+    """The evaluation window ends when the run was due (asset-triggered runs have no logical date)."""
+    run = get_current_context()["dag_run"]
+    return run.run_after or pendulum.now("UTC")
+
+
+def _llm_config():
+    """The `llm_default` connection as an LLMConfig, or skip with one clear line."""
+    from airflow.sdk import Connection
+
+    from continuum.llm.backends import available, config_from_connection
+
+    try:
+        conn = Connection.get("llm_default")
+    except Exception as exc:  # the SDK raises its own not-found error type
+        raise AirflowSkipException(
+            "no Airflow connection 'llm_default' (OpenAI-compatible endpoint): LLM replay, judge and "
+            "optimiser skipped"
+        ) from exc
+    config = config_from_connection(
+        {
+            "host": conn.host,
+            "port": conn.port,
+            "schema": conn.schema,
+            "login": conn.login,
+            "password": conn.password,
+            "extra": conn.extra,
+        }
+    )
+    if config is None or not available(config):
+        raise AirflowSkipException("connection 'llm_default' has no reachable endpoint: LLM tasks skipped")
+    return config
+
+
+def eval_dag(spec: AssistantSpec) -> DAG:
+    cron = SCHEDULE_PRESETS.get(spec.schedule or "@daily", spec.schedule or "0 0 * * *")
+
+    @dag(
+        dag_id=f"{spec.name}_prompt_eval",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[conversations_asset(spec.name)]
+        ),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=[spec.name, "prompt_eval", "llm"],
+        default_args=default_args(spec),
+        doc_md=doc(
+            spec,
+            f"Validates every logged line (bad ones to `quarantine/llm/{spec.name}/` with the reason), "
+            "redacts personal data before anything is stored or scored, scores every conversation "
+            "(outcome, feedback, rules, safety, similarity, cost, latency), compares prompt versions "
+            f"with 95% confidence intervals, and promotes a candidate to `production` only when it beats "
+            f"production on `{spec.primary_score}` with that confidence, is non-inferior on every safety "
+            f"guardrail, and each version has at least {spec.evaluation.min_conversations} conversations. "
+            "Records an MLflow evaluation run (metrics per version, score table, HTML report) and a "
+            f"decision record under `llm/decisions/{spec.name}/`.",
+            "Read the task log; a malformed log never fails the DAG (it is quarantined and counted).",
+        ),
+    )
+    def prompt_eval():
+        @task(multiple_outputs=False)
+        def validate_and_redact() -> dict:
+            """Quarantine malformed lines, redact personal data, store the rest."""
+            from continuum.llm.evaluation import validate_and_redact as run
+
+            return run(spec)
+
+        @task(multiple_outputs=False)
+        def score(intake: dict) -> dict:
+            """Score every conversation of the window."""
+            from continuum.llm.evaluation import score as run
+
+            return run(spec, _window_end())
+
+        @task(multiple_outputs=False)
+        def compare(scored: dict) -> dict:
+            """Per-version means with CIs and the promotion decision."""
+            from continuum.llm.evaluation import compare_and_decide
+
+            return compare_and_decide(spec, scored["window"])
+
+        @task(multiple_outputs=False)
+        def record(decided: dict) -> dict:
+            """MLflow evaluation run, report, decision record; moves `production` when decided."""
+            from continuum.llm.evaluation import record as run
+
+            return run(spec, decided["window"], decided)
+
+        @task(multiple_outputs=False)
+        def replay_and_judge(recorded: dict) -> dict:
+            """With `llm_default`: replay candidates and add an LLM-as-judge score."""
+            from continuum.llm.live import replay_and_judge as run
+
+            return run(spec, _llm_config(), _window_end())
+
+        @task(multiple_outputs=False)
+        def optimise_prompt(recorded: dict) -> list:
+            """With `llm_default`: propose better prompt versions and register them as candidates."""
+            from continuum.llm.live import optimise
+
+            return optimise(spec, _llm_config(), _window_end())
+
+        recorded = record(compare(score(validate_and_redact())))
+        replay_and_judge(recorded)
+        optimise_prompt(recorded)
+
+    return prompt_eval()
+
+
+assistants, _errors = load_assistants()  # errors are raised by continuum_spec_errors.py
+for _spec in assistants:
+    land_dag(_spec)
+    eval_dag(_spec)

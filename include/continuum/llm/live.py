@@ -1,0 +1,124 @@
+"""The optional steps that need a real LLM: replay + judge of candidates, and the prompt optimiser.
+
+They run only when an OpenAI-compatible endpoint is configured (the Airflow
+connection `llm_default`, turned into an `LLMConfig` by the DAG). Replayed
+conversations are redacted ones from the evaluation window, so no personal data
+reaches the endpoint. Results are logged to the window's evaluation run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from datetime import datetime
+from typing import Any
+
+from continuum import storage
+from continuum.llm import evaluation, prompts
+from continuum.llm.backends import LLMConfig, OpenAICompatibleBackend
+from continuum.llm.specs import AssistantSpec
+
+log = logging.getLogger(__name__)
+
+
+def _sample(conversations: list[dict], size: int, seed: int) -> list[dict]:
+    return random.Random(seed).sample(conversations, min(size, len(conversations)))
+
+
+def _tools(spec: AssistantSpec) -> list[dict]:
+    return [tool.model_dump() for tool in spec.tools]
+
+
+def judge_version(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> dict[str, Any]:
+    """Replay `conversations` through one prompt version and grade each replay."""
+    from continuum.llm.judge import judge, rubric_for
+    from continuum.llm.replay import replay
+
+    rubric = rubric_for(spec)
+    grades = []
+    for conversation in conversations:
+        replayed = replay(
+            backend, conversation, version["template"], version["params"], _tools(spec), version=version["version"]
+        )
+        grades.append(judge(backend, replayed, rubric)["score"])
+    usable = [g for g in grades if g is not None]
+    return {
+        "n": len(grades),
+        "judged": len(usable),
+        "judge_mean": sum(usable) / len(usable) if usable else None,
+    }
+
+
+def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetime, sample: int = 20, seed: int = 0):
+    """LLM-as-judge scores of production and every candidate on the same replayed sample."""
+    import mlflow
+
+    backend = OpenAICompatibleBackend(config)
+    conversations, _ = evaluation.load_window(spec, window_end)
+    chosen = _sample(conversations, sample, seed)
+    wanted = {prompts.production(spec.name), *prompts.candidates(spec.name)} - {None}
+    results = {
+        v["version"]: judge_version(backend, spec, v, chosen)
+        for v in prompts.versions(spec.name)
+        if v["version"] in wanted
+    }
+    window = evaluation.window_name(window_end)
+    run_id = evaluation.evaluation_run(spec, window)
+    client = mlflow.MlflowClient()
+    for version, result in results.items():
+        if result["judge_mean"] is not None:
+            client.log_metric(run_id, f"v{version}.judge", result["judge_mean"])
+    client.log_dict(run_id, results, "judge.json")
+    storage.put_json(f"llm/judge/{spec.name}/{window}.json", results)
+    log.info("event=llm_judged assistant=%s window=%s versions=%s", spec.name, window, ",".join(results))
+    return {"assistant": spec.name, "window": window, "versions": results}
+
+
+def optimise(
+    spec: AssistantSpec,
+    config: LLMConfig,
+    window_end: datetime,
+    *,
+    rounds: int = 2,
+    population: int = 3,
+    sample: int = 8,
+    seed: int = 0,
+) -> list[dict]:
+    """Propose prompt versions that beat production on the judge score; registers them as candidates."""
+    from continuum.llm.optimizer import propose
+
+    production = prompts.production(spec.name)
+    if production is None:
+        log.info("event=llm_optimise_skipped assistant=%s reason=no_production_prompt", spec.name)
+        return []
+    base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
+    backend = OpenAICompatibleBackend(config)
+    conversations, _ = evaluation.load_window(spec, window_end)
+    failures = [c for c in conversations if c.get("prompt", {}).get("version") == production]
+    failures = [c for c in failures if not (c.get("outcome") or {}).get("success", False)]
+    probe = _sample(conversations, sample, seed)
+
+    def evaluate(template: str, params: dict) -> float:
+        result = judge_version(backend, spec, {"version": "probe", "template": template, "params": params}, probe)
+        return result["judge_mean"] if result["judge_mean"] is not None else 0.0
+
+    winners = propose(
+        backend,
+        spec,
+        base["template"],
+        base["params"],
+        _sample(failures, 10, seed),
+        rounds=rounds,
+        population=population,
+        seed=seed,
+        evaluate=evaluate,
+        register=prompts.register_candidate,
+        keep=1,
+    )
+    log.info(
+        "event=llm_optimised assistant=%s proposed=%s",
+        spec.name,
+        json.dumps([w["version"] for w in winners]),
+    )
+    return winners
