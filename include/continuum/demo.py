@@ -36,10 +36,11 @@ def run_story(domains: list[str], ingest) -> list[dict]:
     return rows
 
 
-# The LLM story: (label, assistant, traffic share per prompt version, conversations).
+# The LLM story: (label, assistant, traffic share per prompt version, conversations). One day's
+# window accumulates, so each evaluation also sees the conversations of the steps before it.
 LLM_STORY = (
+    ("higher conversion, unsafe", "shopping_assistant", {"1": 0.5, "3": 0.5}, 900),
     ("better, safe candidate", "shopping_assistant", {"1": 0.5, "4": 0.5}, 900),
-    ("higher conversion, unsafe", "shopping_assistant", {"4": 0.5, "3": 0.5}, 900),
     ("too little traffic", "claims_assistant", {"1": 0.5, "2": 0.5}, 60),
     ("better, safe candidate", "claims_assistant", {"1": 0.5, "2": 0.5}, 900),
 )
@@ -53,7 +54,7 @@ def run_llm_story(ingest) -> list[dict]:
     from continuum.llm import evaluation, simulate
 
     rows = []
-    start = datetime.now(UTC) - timedelta(hours=20)
+    start = datetime.now(UTC) - timedelta(days=1, hours=1)  # the simulator spreads a log over one day
     with tempfile.TemporaryDirectory(prefix="continuum-demo-llm-") as tmp:
         for step, (label, assistant, versions, n) in enumerate(LLM_STORY):
             conversations = simulate.generate(assistant, n=n, seed=200 + step, versions=versions, start=start, malformed=2)
