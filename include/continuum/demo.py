@@ -69,7 +69,7 @@ def run_llm_story(ingest) -> list[dict]:
                     "quarantined": record["quarantined"],
                     "production": f"v{record['production_before']} -> v{record['production_after']}",
                     "promoted": "yes" if record["promoted"] else "no",
-                    "reason": record["reason"][:90],
+                    "reason": record["reason"][:140],
                     "report": storage.uri(evaluation.report_key(assistant, record["window"])),
                 }
             )

@@ -111,7 +111,8 @@ def test_too_few_conversations_is_insufficient_evidence():
     assert decision["promote"] is None
     assert "insufficient evidence: version 4 has 37 conversations, needs 150" in decision["reason"]
     missing = decide(SPEC, summary, "3", ["5"])
-    assert "version 5 has 0 conversations" in missing["reason"]
+    assert "insufficient evidence: no conversations in this window for version(s) 5" in missing["reason"]
+    assert "version 5 has 0 conversations" in missing["blocked"]["5"]
     short_production = decide(
         SPEC, summarise(SPEC, table({"3": (40, 0.1, 5, 0.0), "4": (600, 0.9, 40, 0.0)})), "3", ["4"]
     )

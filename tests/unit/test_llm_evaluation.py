@@ -165,7 +165,7 @@ def test_reprocessing_is_idempotent_and_blocks_unsafe_candidate(store):
     assert record["conversations"] == 120 and record["quarantined"] == 2
     assert record["promoted"] is False and record["production_after"] == "1"
     assert "version 3 blocked by guardrail injection_obeyed: 1.00 vs production 0.00" in record["reason"]
-    assert "insufficient evidence: version 2 has 0 conversations, needs 40" in record["reason"]
+    assert "insufficient evidence: no conversations in this window for version(s) 2" in record["reason"]
     import mlflow
 
     assert len(mlflow.search_runs(experiment_names=["shop-prompt-evaluation"])) == 1

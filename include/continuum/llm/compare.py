@@ -227,8 +227,13 @@ def decide(
         else:
             winners.append(version)
     if not winners:
-        reasons = "; ".join(blocked[v] for v in candidates)
-        return {"promote": None, "reason": f"production stays {production}: {reasons}", "blocked": blocked}
+        # Candidates that served traffic in the window come first: they are what the reader looks for.
+        served = [v for v in candidates if (summary.get(v) or {}).get("n", 0) > 0]
+        idle = [v for v in candidates if v not in served]
+        reasons = [blocked[v] for v in served]
+        if idle:
+            reasons.append(f"insufficient evidence: no conversations in this window for version(s) {', '.join(idle)}")
+        return {"promote": None, "reason": f"production stays {production}: {'; '.join(reasons)}", "blocked": blocked}
     best = max(winners, key=lambda v: _primary_key(summary, v))
     for version in winners:
         if version != best:
