@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,7 @@ NAME_PATTERN = r"^[a-z0-9_]+$"
 BUILTIN_DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
 DOMAINS_PATH_ENV = "CONTINUUM_DOMAINS_PATH"
 
+Spec = TypeVar("Spec", bound=BaseModel)
 ColumnType = Literal["int", "float", "category", "bool", "string", "datetime"]
 
 
@@ -182,25 +183,33 @@ def spec_files(dirs: Iterable[Path] | None = None) -> list[Path]:
     return files
 
 
-def _is_domain_document(raw: Any) -> bool:
-    """Assistant specs share the directory; a domain spec is one that declares `data`."""
-    return isinstance(raw, dict) and raw.get("kind", "domain") == "domain"
+def _kind(path: Path) -> str | None:
+    """A file's `kind` (domain when absent); None when it cannot be read, so the domain loader reports it."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw.get("kind", "domain") if isinstance(raw, dict) else None
 
 
-def load_spec(path: Path) -> DomainSpec:
-    """Load one domain spec; raises SpecLoadError naming the file and the field."""
+def load_model(path: Path, model: type[Spec]) -> Spec:
+    """Load one spec file into `model`; raises SpecLoadError naming the file and the field."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SpecLoadError(SpecError(path, "", f"cannot be read as YAML ({exc})")) from exc
     if not isinstance(raw, dict):
-        raise SpecLoadError(SpecError(path, "", "must be a YAML mapping with name, data, model, ..."))
+        raise SpecLoadError(SpecError(path, "", "must be a YAML mapping with name, description, owner, ..."))
     try:
-        return DomainSpec.model_validate({**raw, "source": path})
+        return model.model_validate({**raw, "source": path})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         raise SpecLoadError(SpecError(path, field, first["msg"])) from exc
+
+
+def load_spec(path: Path) -> DomainSpec:
+    return load_model(path, DomainSpec)
 
 
 class UnknownDomain(LookupError):
@@ -213,29 +222,33 @@ class SpecLoadError(ValueError):
         self.error = error
 
 
-def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], list[SpecError]]:
-    """Every valid domain spec, and an error for every file that is not one.
+def load_all(kind: str, model: type[Spec], dirs: Iterable[Path] | None = None) -> tuple[list[Spec], list[SpecError]]:
+    """Every valid spec of one `kind`, and an error for every file of that kind that is not one.
 
     Names must be unique: the second file that uses a name is reported, the first kept.
+    Unreadable files are reported once, as domains (their kind cannot be known).
     """
-    specs: dict[str, DomainSpec] = {}
+    found: dict[str, Spec] = {}
     errors: list[SpecError] = []
     for path in spec_files(dirs):
+        file_kind = _kind(path)
+        if file_kind != kind and not (file_kind is None and kind == "domain"):
+            continue
         try:
-            if not _is_domain_document(yaml.safe_load(path.read_text())):
-                continue
-        except (OSError, yaml.YAMLError):
-            pass  # load_spec reports it with the file name
-        try:
-            spec = load_spec(path)
+            spec = load_model(path, model)
         except SpecLoadError as exc:
             errors.append(exc.error)
             continue
-        if spec.name in specs:
-            errors.append(SpecError(path, "name", f"'{spec.name}' is already used by {specs[spec.name].source}"))
+        if spec.name in found:
+            errors.append(SpecError(path, "name", f"'{spec.name}' is already used by {found[spec.name].source}"))
             continue
-        specs[spec.name] = spec
-    return list(specs.values()), errors
+        found[spec.name] = spec
+    return list(found.values()), errors
+
+
+def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], list[SpecError]]:
+    """Every valid domain spec, and an error for every file that is not one."""
+    return load_all("domain", DomainSpec, dirs)
 
 
 def get_domain(name: str) -> DomainSpec:

@@ -80,31 +80,31 @@ def pip_requirements() -> tuple[str, ...]:
     return tuple(pins[name] for name in MODEL_REQUIREMENTS)
 
 
-def batch_run_id(domain: str, batch_id: str) -> str:
-    """The id of the batch's own MLflow run (`batch-<batch_id>`), created on first use.
+def keyed_run_id(experiment: str, kind: str, key: str, value: str, run_name: str, tags: dict[str, str]) -> str:
+    """The id of the one run of `kind` whose tag `key` is `value`, created on first use.
 
-    It holds what monitoring saw (drift share, the champion's metric, the Evidently
-    report) and the final decision record, so MLflow shows every batch, trained on
-    or not. Found again by tag, so a retried task logs into the same run.
+    Found again by tag, so a retried task logs into the same run instead of a new one.
     """
     import mlflow
 
-    experiment_id = ensure_experiment(domain)
+    experiment_id = ensure_experiment(experiment)
     client = mlflow.MlflowClient()
     found = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`continuum.kind` = 'batch' and tags.batch_id = '{batch_id}'",
+        filter_string=f"tags.`continuum.kind` = '{kind}' and tags.{key} = '{value}'",
         max_results=1,
     )
     if found:
         return found[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=f"batch-{batch_id}",
-        tags={"continuum.kind": "batch", "domain": domain, "batch_id": batch_id},
-    )
+    run = client.create_run(experiment_id, run_name=run_name, tags={"continuum.kind": kind, key: value, **tags})
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def batch_run_id(domain: str, batch_id: str) -> str:
+    """The batch's own MLflow run (`batch-<batch_id>`): what monitoring saw and the final decision,
+    so MLflow shows every batch, trained on or not."""
+    return keyed_run_id(domain, "batch", "batch_id", batch_id, f"batch-{batch_id}", {"domain": domain})
 
 
 def log_to_batch_run(

@@ -144,7 +144,7 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
     client = mlflow.MlflowClient()
     version = client.get_model_version(DOMAIN, result.version)
     assert result.model_uri == f"models:/{DOMAIN}/{result.version}" and version.run_id == result.run_id
-    assert version.tags == {"domain": DOMAIN, "batch_id": "b0001"}
+    assert version.tags == {"domain": DOMAIN, "batch_id": "b0001", "why": "test"}  # the run's tags, role included
     experiment = client.get_experiment_by_name(DOMAIN)
     assert result.experiment == DOMAIN
     assert experiment.artifact_location == f"s3://{tracking.settings.mlflow_bucket()}/{DOMAIN}"

@@ -269,27 +269,17 @@ def _metrics(summary: dict) -> dict[str, float]:
 
 
 def evaluation_run(spec: AssistantSpec, window: str) -> str:
-    """The window's MLflow run, found again by tag so a retried step logs into the same one."""
-    import mlflow
+    """The window's MLflow run (`prompt-eval-<window>`), one per assistant and day."""
+    from continuum.tracking import keyed_run_id
 
-    from continuum.tracking import ensure_experiment
-
-    experiment_id = ensure_experiment(f"{spec.name}-prompt-evaluation")
-    client = mlflow.MlflowClient()
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`continuum.kind` = 'prompt-evaluation' and tags.window = '{window}'",
-        max_results=1,
+    return keyed_run_id(
+        f"{spec.name}-prompt-evaluation",
+        "prompt-evaluation",
+        "window",
+        window,
+        f"prompt-eval-{window}",
+        {"assistant": spec.name},
     )
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=f"prompt-eval-{window}",
-        tags={"continuum.kind": "prompt-evaluation", "assistant": spec.name, "window": window},
-    )
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
 
 
 def record(spec: AssistantSpec, window: str, decision: dict[str, Any]) -> dict[str, Any]:

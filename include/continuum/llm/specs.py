@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from continuum.specs import NAME_PATTERN, SpecError, SpecLoadError, spec_files
+from continuum.specs import NAME_PATTERN, SpecError, load_all, load_model
 
 
 class _Open(BaseModel):
@@ -96,38 +95,12 @@ class AssistantSpec(_Open):
 
 
 def load_assistant(path: Path) -> AssistantSpec:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecLoadError(SpecError(path, "", f"cannot be read as YAML ({exc})")) from exc
-    try:
-        return AssistantSpec.model_validate({**raw, "source": path})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise SpecLoadError(SpecError(path, ".".join(str(p) for p in first["loc"]), first["msg"])) from exc
+    return load_model(path, AssistantSpec)
 
 
 def load_assistants(dirs: Iterable[Path] | None = None) -> tuple[list[AssistantSpec], list[SpecError]]:
     """Every valid assistant spec (`kind: assistant`) and an error for every broken one."""
-    found: dict[str, AssistantSpec] = {}
-    errors: list[SpecError] = []
-    for path in spec_files(dirs):
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
-            continue  # reported by the domain loader, which reads every file
-        if not (isinstance(raw, dict) and raw.get("kind") == "assistant"):
-            continue
-        try:
-            spec = load_assistant(path)
-        except SpecLoadError as exc:
-            errors.append(exc.error)
-            continue
-        if spec.name in found:
-            errors.append(SpecError(path, "name", f"'{spec.name}' is already used by {found[spec.name].source}"))
-            continue
-        found[spec.name] = spec
-    return list(found.values()), errors
+    return load_all("assistant", AssistantSpec, dirs)
 
 
 class UnknownAssistant(LookupError):
