@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from continuum import settings
 from continuum.llm.specs import AssistantSpec, load_assistants
-from continuum_notifier import ContinuumNotifier
+from continuum_notifier import default_args
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 SCHEDULE_PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *", "@weekly": "0 0 * * 0"}
@@ -32,15 +32,6 @@ SCHEDULE_PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *", "@weekly": "0
 
 def conversations_asset(assistant: str) -> Asset:
     return Asset(name=f"{assistant}_conversations", uri=f"s3://{settings.bucket()}/llm/conversations/{assistant}/")
-
-
-def default_args(spec: AssistantSpec) -> dict:
-    return {
-        "owner": spec.owner,
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": ContinuumNotifier(),
-    }
 
 
 def doc(spec: AssistantSpec, what: str, on_failure: str) -> str:
@@ -61,7 +52,7 @@ def land_dag(spec: AssistantSpec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=[spec.name, "land", "llm"],
-        default_args=default_args(spec),
+        default_args=default_args(spec.owner),
         doc_md=doc(
             spec,
             f"Announces each new JSONL file under `llm/conversations/{spec.name}/` once, as an asset event.",
@@ -131,7 +122,7 @@ def eval_dag(spec: AssistantSpec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=[spec.name, "prompt_eval", "llm"],
-        default_args=default_args(spec),
+        default_args=default_args(spec.owner),
         doc_md=doc(
             spec,
             f"Validates every logged line (bad ones to `quarantine/llm/{spec.name}/` with the reason), "

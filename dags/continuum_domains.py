@@ -27,7 +27,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from continuum import settings
 from continuum.specs import DomainSpec, load_domains
-from continuum_notifier import ContinuumNotifier
+from continuum_notifier import default_args
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 RUNBOOK = "docs/runbook.md"
@@ -47,16 +47,6 @@ def monitored_asset(domain: str) -> Asset:
 
 def model_asset(domain: str) -> Asset:
     return Asset(name=f"{domain}_model", uri=f"mlflow://registered-models/{domain}")
-
-
-def default_args(spec: DomainSpec) -> dict:
-    return {
-        "owner": spec.owner,
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": ContinuumNotifier(),
-    }
 
 
 def batch_ids_param() -> dict[str, Param]:
@@ -100,7 +90,7 @@ def land_dag(spec: DomainSpec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=[spec.name, "land"],
-        default_args=default_args(spec),
+        default_args=default_args(spec.owner),
         doc_md=doc(
             spec,
             "land",
@@ -136,7 +126,7 @@ def validate_dag(spec: DomainSpec) -> DAG:
         catchup=False,
         tags=[spec.name, "validate"],
         params=batch_ids_param(),
-        default_args=default_args(spec),
+        default_args=default_args(spec.owner),
         doc_md=doc(
             spec,
             "validate",
@@ -176,7 +166,7 @@ def _per_batch_dag(
         catchup=False,
         tags=[spec.name, kind],
         params=batch_ids_param(),
-        default_args=default_args(spec),
+        default_args=default_args(spec.owner),
         doc_md=doc(spec, kind, what, on_failure),
     )
 

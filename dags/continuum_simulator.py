@@ -22,7 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from continuum_notifier import ContinuumNotifier
+from continuum_notifier import default_args
 
 if os.environ.get("CONTINUUM_SIMULATOR") == "on":
 
@@ -34,12 +34,7 @@ if os.environ.get("CONTINUUM_SIMULATOR") == "on":
         max_active_runs=1,
         tags=["simulator", "local"],
         doc_md=__doc__,
-        default_args={
-            "owner": "continuum-platform",
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": ContinuumNotifier(),
-        },
+        default_args=default_args("continuum-platform"),
     )
     def continuum_simulator():
         @task

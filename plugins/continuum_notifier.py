@@ -38,3 +38,16 @@ class ContinuumNotifier(BaseNotifier):
 def failure_notifier(severity: Severity = "error", title: str | None = None) -> ContinuumNotifier:
     """The callback for `on_failure_callback` (task or DAG level)."""
     return ContinuumNotifier(severity=severity, title=title)
+
+
+def default_args(owner: str) -> dict:
+    """What every Continuum task gets: its owner, two retries with backoff, and the failure alert."""
+    from datetime import timedelta
+
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": failure_notifier(),
+    }
