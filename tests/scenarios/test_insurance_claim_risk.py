@@ -109,3 +109,14 @@ def test_same_batch_ingested_twice_is_processed_once(trained):
     assert twice == once
     assert len(storage.list_keys(Keys(DOMAIN).batch(once["batch_id"]) + "duplicates/")) == 1
     assert versions(DOMAIN) == [first["champion"]["version"]]
+
+
+def test_unlabelled_batch_is_checked_for_drift_and_scored(trained):
+    loop, first = trained
+    record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=7, faults=["unlabelled"]))
+    assert record["validation"]["success"] is True and record["quarantined"] is False
+    assert record["performance"]["value"] is None
+    assert record["drift"]["report"] and record["drift"]["detected"] is False
+    assert record["retrain"]["triggered"] is False
+    scores = storage.get_frame(Keys(DOMAIN).scores(record["batch_id"]))
+    assert len(scores) == 2000 and scores["premium"].gt(0).all()

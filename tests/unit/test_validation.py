@@ -200,11 +200,19 @@ FAULTS = {
         lambda f: f.rename(columns={"driver_age": "age_of_driver"}),
         {"expect_table_columns_to_match_set": ["age_of_driver"], "expect_column_to_exist(driver_age)": []},
     ),
-    "missing_target": (
-        lambda f: f.drop(columns=["has_claim"]),
-        {"expect_table_columns_to_match_set": [], "expect_column_to_exist(has_claim)": []},
+    "target_out_of_set": (
+        lambda f: f.assign(has_claim=f["has_claim"].astype(str).str.replace("1", "7")),
+        {"expect_column_values_to_be_in_set(has_claim)": [7]},
     ),
 }
+
+
+def test_an_unlabelled_batch_is_valid_and_conforms_without_the_target(spec, frame):
+    unlabelled = frame.drop(columns=["has_claim"])
+    result = validate(spec, unlabelled)
+    assert result.success, result.failed
+    assert result.suite.endswith("_unlabelled")
+    assert "has_claim" not in conform(spec, unlabelled).columns
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

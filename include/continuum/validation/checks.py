@@ -87,7 +87,7 @@ def validate(spec: DomainSpec, frame: pd.DataFrame) -> ValidationResult:
     gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    suite = build_suite(spec)
+    suite = build_suite(spec, labelled=spec.data.target in frame.columns)
     frame = frame.reset_index(drop=True)  # row numbers in the report are positions in the file
     views = {TEXT: text_view(frame), TYPED: typed_view(spec, frame)}
     context = gx.get_context(mode="ephemeral")
@@ -284,13 +284,15 @@ def conform(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
 
     int -> int64 (Int64 when nullable), float -> float64, bool -> bool (boolean when nullable),
     category -> category with the allowed values as categories, string -> object,
-    datetime -> datetime64[ns, UTC].
+    datetime -> datetime64[ns, UTC]. An unlabelled batch comes out without the target.
     """
     import pandas as pd
 
     typed = typed_view(spec, frame)
     columns = {}
     for column in spec.data.columns:
+        if column.name == spec.data.target and column.name not in typed.columns:
+            continue  # an unlabelled batch
         if column.name not in typed.columns:
             raise ValueError(f"column '{column.name}' is missing; conform only frames that passed validate()")
         values = typed[column.name]

@@ -49,19 +49,25 @@ def import_gx():
     return great_expectations
 
 
-def build_suite(spec: DomainSpec) -> gx.ExpectationSuite:
-    """The suite `<domain>_contract`: the declared columns, then the spec's extra expectations."""
+def build_suite(spec: DomainSpec, labelled: bool = True) -> gx.ExpectationSuite:
+    """The suite `<domain>_contract`: the declared columns, then the spec's extra expectations.
+
+    An unlabelled batch (no target column at all: production data to score, whose
+    labels come later) is valid without it; a target column that is present is checked.
+    """
     gx = import_gx()
-    expectations = _contract(gx, spec) + _extras(gx, spec)
-    return gx.ExpectationSuite(name=f"{spec.name}_contract", expectations=expectations)
+    expectations = _contract(gx, spec, labelled) + _extras(gx, spec)
+    suffix = "" if labelled else "_unlabelled"
+    return gx.ExpectationSuite(name=f"{spec.name}_contract{suffix}", expectations=expectations)
 
 
-def _contract(gx, spec: DomainSpec) -> list[Any]:
+def _contract(gx, spec: DomainSpec, labelled: bool = True) -> list[Any]:
     e = gx.expectations
     data = spec.data
-    names = [c.name for c in data.columns]
+    columns = [c for c in data.columns if labelled or c.name != data.target]
+    names = [c.name for c in columns]
     found = [e.ExpectTableColumnsToMatchSet(column_set=names, exact_match=True, meta={"view": TEXT})]
-    for column in data.columns:
+    for column in columns:
         found += [e.ExpectColumnToExist(column=column.name, meta={"view": TEXT}), *_column(e, column)]
     if data.id_column:
         found.append(e.ExpectColumnValuesToBeUnique(column=data.id_column, meta={"view": TEXT}))
