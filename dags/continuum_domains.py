@@ -156,7 +156,7 @@ def validate_dag(spec: DomainSpec) -> DAG:
 
 
 def _per_batch_dag(
-    spec: DomainSpec, kind: str, schedule: Asset, what: str, on_failure: str, pool: str | None = None
+    spec: DomainSpec, kind: str, schedule: Asset, what: str, on_failure: str
 ):
     """Decorator arguments shared by the DAGs that process validated batches one mapped task each."""
     return dag(
