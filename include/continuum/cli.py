@@ -1,4 +1,4 @@
-"""The `continuum` command: run the platform, check domains, land batches.
+"""The `continuum` command: the platform, domains and batches, assistants and their logs, the demo.
 
 Every command honours CONTINUUM_HOME, CONTINUUM_DOMAINS_PATH, MLFLOW_TRACKING_URI
 and AWS_ENDPOINT_URL, and starts the embedded services it needs when none is
@@ -30,9 +30,15 @@ def cmd_platform(args: argparse.Namespace) -> int:
 
 
 def cmd_domains(args: argparse.Namespace) -> int:
+    from continuum.llm.specs import load_assistants
+
     loaded, errors = specs.load_domains()
+    assistants, assistant_errors = load_assistants()
+    errors += assistant_errors
     for spec in loaded:
         print(f"{spec.name:28} owner={spec.owner:16} metric={spec.monitoring.primary_metric} ({spec.source})")
+    for assistant in assistants:
+        print(f"{assistant.name:28} owner={assistant.owner:16} assistant, primary={assistant.primary_score} ({assistant.source})")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return 1 if errors else 0
@@ -203,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
     platform_run.add_argument("--production", action="store_true", help="CeleryExecutor on Postgres and Redis")
     platform_run.set_defaults(func=cmd_platform)
 
-    domains = sub.add_parser("domains", help="list the domains and report broken specs")
+    domains = sub.add_parser("domains", help="list the domains and assistants and report broken specs")
     domains.set_defaults(func=cmd_domains)
 
     ingest_cmd = sub.add_parser("ingest", help="land a CSV or Parquet batch for a domain")

@@ -23,8 +23,16 @@ def test_missing_file_is_one_line_and_exit_2(capsys, s3, mlflow_store, tmp_path)
 def test_domains_lists_the_shipped_domains(capsys):
     assert cli.main(["domains"]) == 0
     out = capsys.readouterr().out
-    for name in ("insurance_claim_risk", "insurance_fraud", "retail_recommender"):
+    for name in ("insurance_claim_risk", "insurance_fraud", "retail_recommender", "shopping_assistant", "claims_assistant"):
         assert name in out
+
+
+def test_domains_reports_a_broken_assistant_spec_and_exits_1(capsys, tmp_path, monkeypatch):
+    (tmp_path / "bad_assistant.yaml").write_text("kind: assistant\nname: bad_assistant\ndescription: x\n")
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
+    assert cli.main(["domains"]) == 1
+    err = capsys.readouterr().err
+    assert "bad_assistant.yaml" in err and "field 'owner'" in err
 
 
 def test_status_of_a_domain_that_never_trained(capsys, s3, mlflow_store):
