@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class Keys:
-    """The S3 layout of one domain (see docs/ARCHITECTURE in the README)."""
+    """The S3 layout of one domain (see docs/architecture.md)."""
 
     def __init__(self, domain: str):
         self.domain = domain
