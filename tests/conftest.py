@@ -40,7 +40,6 @@ os.environ.update(
         "MLFLOW_TRACKING_URI": f"sqlite:///{_SESSION_DIR / 'mlflow.db'}",
         "GIT_PYTHON_REFRESH": "quiet",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
         "OMP_NUM_THREADS": "1",
         "CONTINUUM_SIMULATOR": "on",  # so the integrity tests parse the local-only simulator DAG too
     }

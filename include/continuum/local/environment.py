@@ -154,9 +154,6 @@ def mlflow_env(environ: Mapping[str, str], ports_: Ports) -> dict[str, str]:
         "CONTINUUM_MLFLOW_ARTIFACTS": f"s3://{mlflow_bucket(environ)}/",
         "GIT_PYTHON_REFRESH": "quiet",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        # The registry holds only models Continuum trained itself; MLflow 3.17 refuses to load
-        # pickled (and skops) models unless this is set.
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
         # Scikit-learn's OpenMP threads oversubscribe a small machine shared by parallel tasks
         # (measured: HistGradientBoosting 32 s vs 0.4 s on 2 busy cores).
         "OMP_NUM_THREADS": "1",
