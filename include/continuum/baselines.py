@@ -11,7 +11,6 @@ are ignored), and logs to MLflow like any other scikit-learn pipeline.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -92,21 +91,9 @@ def make_baseline(spec: DomainSpec):
     """The estimator `baseline.estimator` names, with `baseline.params`."""
     if spec.baseline is None:
         raise ValueError(f"{spec.name}: the spec has no baseline section; add baseline.estimator to use one")
-    path = spec.baseline.estimator
-    module_name, _, class_name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(
-            f"{spec.name}: baseline.estimator '{path}' cannot be imported ({exc}); "
-            "use a class path like continuum.baselines.CategoryPopularityBaseline"
-        ) from exc
-    try:
-        return cls(**spec.baseline.params)
-    except TypeError as exc:
-        raise ValueError(
-            f"{spec.name}: baseline.params do not fit {path} ({exc}); fix baseline.params"
-        ) from exc
+    from continuum.training import instantiate
+
+    return instantiate(spec, "baseline", "continuum.baselines.CategoryPopularityBaseline")
 
 
 def build_baseline_pipeline(spec: DomainSpec) -> Pipeline:

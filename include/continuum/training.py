@@ -42,21 +42,30 @@ class TrainingResult(BaseModel):
     experiment: str
 
 
-def make_estimator(spec: DomainSpec):
-    """The estimator `model.estimator` names, with `model.params`."""
-    path = spec.model.estimator
+def instantiate(spec: DomainSpec, section: str, example: str):
+    """The estimator a spec section (`model` or `baseline`) names by dotted path, with its params.
+
+    A bad path or bad params end in one line naming the spec's field.
+    """
+    model = getattr(spec, section)
+    path = model.estimator
     module_name, _, class_name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ValueError(
-            f"{spec.name}: model.estimator '{path}' cannot be imported ({exc}); "
-            "use a class path like sklearn.ensemble.HistGradientBoostingClassifier"
+            f"{spec.name}: {section}.estimator '{path}' cannot be imported ({exc}); "
+            f"use a class path like {example}"
         ) from exc
     try:
-        return cls(**spec.model.params)
+        return cls(**model.params)
     except TypeError as exc:
-        raise ValueError(f"{spec.name}: model.params do not fit {path} ({exc}); fix model.params") from exc
+        raise ValueError(f"{spec.name}: {section}.params do not fit {path} ({exc}); fix {section}.params") from exc
+
+
+def make_estimator(spec: DomainSpec):
+    """The estimator `model.estimator` names, with `model.params`."""
+    return instantiate(spec, "model", "sklearn.ensemble.HistGradientBoostingClassifier")
 
 
 def build_pipeline(spec: DomainSpec) -> Pipeline:
