@@ -251,11 +251,15 @@ def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], 
     return load_all("domain", DomainSpec, dirs)
 
 
-def get_domain(name: str) -> DomainSpec:
-    """The spec named `name`, or a one-line error that lists the known domains."""
-    specs, _ = load_domains()
+def find_spec(specs: list[Spec], name: str, what: str, error: type[LookupError]) -> Spec:
+    """The spec named `name`, or a one-line `error` that lists the known ones and says what to add."""
     for spec in specs:
         if spec.name == name:
             return spec
     known = ", ".join(sorted(s.name for s in specs)) or "none"
-    raise UnknownDomain(f"unknown domain '{name}' (known: {known}); add include/domains/{name}.yaml")
+    raise error(f"unknown {what} '{name}' (known: {known}); add include/domains/{name}.yaml")
+
+
+def get_domain(name: str) -> DomainSpec:
+    """The domain spec named `name`, or a one-line error that lists the known domains."""
+    return find_spec(load_domains()[0], name, "domain", UnknownDomain)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from continuum.specs import NAME_PATTERN, SpecError, load_all, load_model
+from continuum.specs import NAME_PATTERN, SpecError, find_spec, load_all, load_model
 
 
 class _Open(BaseModel):
@@ -104,13 +104,9 @@ def load_assistants(dirs: Iterable[Path] | None = None) -> tuple[list[AssistantS
 
 
 class UnknownAssistant(LookupError):
-    pass
+    """A command named an assistant that no spec declares."""
 
 
 def get_assistant(name: str) -> AssistantSpec:
-    specs, _ = load_assistants()
-    for spec in specs:
-        if spec.name == name:
-            return spec
-    known = ", ".join(sorted(s.name for s in specs)) or "none"
-    raise UnknownAssistant(f"unknown assistant '{name}' (known: {known}); add include/domains/{name}.yaml")
+    """The assistant spec named `name`, or a one-line error that lists the known assistants."""
+    return find_spec(load_assistants()[0], name, "assistant", UnknownAssistant)
