@@ -40,14 +40,25 @@ def failure_notifier(severity: Severity = "error", title: str | None = None) -> 
     return ContinuumNotifier(severity=severity, title=title)
 
 
-def default_args(owner: str) -> dict:
-    """What every Continuum task gets: its owner, two retries with backoff, and the failure alert."""
+def default_args(owner: str, **overrides) -> dict:
+    """What every Continuum task gets: its owner, a time limit, retries with backoff, the failure alert.
+
+    The time limit (`settings.task_timeout()`, `CONTINUUM_TASK_TIMEOUT_MINUTES`) stops a task that
+    hangs on something the client timeouts do not cover; a task that needs longer says so with
+    `@task(execution_timeout=...)`, and `overrides` replace any key for a whole DAG. A failure
+    from an unreachable service is retried by Airflow (30 s, then 60 s, at most 10 min apart),
+    not by stacking client retries inside one attempt.
+    """
     from datetime import timedelta
+
+    from continuum import settings
 
     return {
         "owner": owner,
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": settings.task_timeout(),
         "on_failure_callback": failure_notifier(),
-    }
+    } | overrides

@@ -6,3 +6,9 @@ themselves, so importing `continuum` or `continuum.specs` stays cheap at DAG par
 """
 
 __version__ = "0.1.0"
+
+from continuum import settings as _settings
+
+# Bounded client retries and the pickle guard, for every process that imports Continuum
+# (CLI, Airflow task processes, the platform, tests); see settings.CLIENT_ENV.
+_settings.apply_client_env()

@@ -2,7 +2,8 @@
 
 Every command honours CONTINUUM_HOME, CONTINUUM_DOMAINS_PATH, MLFLOW_TRACKING_URI
 and AWS_ENDPOINT_URL, and starts the embedded services it needs when none is
-configured. Errors a user can cause end in one line on stderr and exit code 2.
+configured. Errors a user can cause end in one line on stderr and exit code 2; an
+unreachable MLflow or S3 ends in one line naming it and exit code 3.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from continuum import specs
+from continuum import outages, specs
 from continuum.llm.specs import UnknownAssistant
 
 DOMAIN_DAG_CHAIN = ("land", "validate", "monitor", "train", "score")
@@ -52,6 +53,8 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such file; give the path of a CSV or Parquet batch")
     data = path.read_bytes()
+    if run:
+        outages.check_services()  # seconds, not the retries of every task, to learn a service is down
     storage.ensure_bucket()
     key = landing.land_file(spec.name, str(path), data)
     batch_id = storage.batch_id_for(data)
@@ -147,6 +150,8 @@ def llm_ingest(assistant: str, path: Path, run: bool) -> dict:
     spec = get_assistant(assistant)
     if not path.is_file():
         raise UserError(f"{path}: no such file; give the path of a JSON Lines file of conversations")
+    if run:
+        outages.check_services()
     storage.ensure_bucket()
     key = intake.land_logs(spec.name, path.name, path.read_bytes())
     print(f"landed {storage.uri(key)}")
@@ -255,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        outage = outages.describe(exc)
+        if outage is None:
+            raise
+        print(f"continuum: {outage}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -1,16 +1,46 @@
-"""Where Continuum keeps things, from the environment.
+"""Where Continuum keeps things, and how its clients behave, from the environment.
 
 Only Continuum's own names live here. S3 and MLflow endpoints are read by boto3
 (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`) and MLflow (`MLFLOW_TRACKING_URI`)
 themselves, so the same code runs against the embedded platform, MinIO or AWS.
+
+Client retries and timeouts are set here, explicitly, because the libraries'
+defaults hang for minutes when a service is down (MLflow retries 7 times with a
+120 s timeout; boto3's legacy mode waits 60 s per read), and Airflow's own task
+retries multiply that. The budget: one MLflow or S3 call gives up in about 1.5
+minutes at most, then the task fails and Airflow retries it with backoff.
+`apply_client_env()` puts them in `os.environ`; the package runs it on import, so
+the CLI, every task process and the tests get the same values.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, MutableMapping
+from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Defaults for the libraries' own variables; a value the user has set wins.
+CLIENT_ENV: dict[str, str] = {
+    # MLflow REST calls: 3 attempts of at most 30 s, backoff 0 s then ~2 s (urllib3 Retry).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # boto3 clients Continuum does not build itself (MLflow's S3 artefact store) read these.
+    "AWS_MAX_ATTEMPTS": "3",
+    "AWS_RETRY_MODE": "standard",
+    # Continuum's own S3 client (storage.client): per-attempt socket timeouts, seconds.
+    "CONTINUUM_S3_CONNECT_TIMEOUT": "5",
+    "CONTINUUM_S3_READ_TIMEOUT": "30",
+}
+TASK_TIMEOUT_MINUTES = 30
+# Security settings: always these values, whatever the environment says. Loading a model
+# with pickle runs code from the artefact; Continuum loads skops models with its own
+# allow-list of types (model_loading.py) and never needs MLflow's pickle path.
+PINNED_ENV: dict[str, str] = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
 
 
 def home() -> Path:
@@ -34,3 +64,52 @@ def dags_dir() -> Path:
 
 def plugins_dir() -> Path:
     return REPO_ROOT / "plugins"
+
+
+def client_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The client variables a process with `environ` must get (the user's tunables win, pins do not)."""
+    return {k: v for k, v in CLIENT_ENV.items() if not environ.get(k)} | PINNED_ENV
+
+
+def apply_client_env(environ: MutableMapping[str, str] | None = None) -> None:
+    """Put `client_env` into `environ` (default: this process's environment)."""
+    environ = os.environ if environ is None else environ
+    environ.update(client_env(environ))
+
+
+def _seconds(name: str) -> float:
+    raw = os.environ.get(name) or CLIENT_ENV[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds; set it to e.g. {CLIENT_ENV[name]}") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive; set it to e.g. {CLIENT_ENV[name]}")
+    return value
+
+
+def task_timeout() -> timedelta:
+    """Airflow's `execution_timeout` for every task (`CONTINUUM_TASK_TIMEOUT_MINUTES`, default 30).
+
+    Sized for the slowest ordinary task (training on a large batch takes minutes); an
+    outage is caught long before by the client timeouts above.
+    """
+    raw = os.environ.get("CONTINUUM_TASK_TIMEOUT_MINUTES") or str(TASK_TIMEOUT_MINUTES)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CONTINUUM_TASK_TIMEOUT_MINUTES={raw!r} is not a positive whole number of minutes")
+    return timedelta(minutes=int(raw))
+
+
+def s3_client_config():
+    """botocore Config for Continuum's S3 client: bounded attempts and socket timeouts."""
+    from botocore.config import Config
+
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS") or CLIENT_ENV["AWS_MAX_ATTEMPTS"]
+    if not attempts.isdigit() or int(attempts) < 1:
+        raise ValueError(f"AWS_MAX_ATTEMPTS={attempts!r} is not a positive integer; set it to e.g. 3")
+    return Config(
+        # total_max_attempts counts the first call, as AWS_MAX_ATTEMPTS does (max_attempts would not)
+        retries={"total_max_attempts": int(attempts), "mode": os.environ.get("AWS_RETRY_MODE") or "standard"},
+        connect_timeout=_seconds("CONTINUUM_S3_CONNECT_TIMEOUT"),
+        read_timeout=_seconds("CONTINUUM_S3_READ_TIMEOUT"),
+    )

@@ -2,8 +2,9 @@
 
 Every key is derived from a domain and a batch id, so a task that runs twice
 reads and writes the same objects (idempotent reruns). boto3's standard
-configuration is used unchanged: credentials, region and `AWS_ENDPOINT_URL`
-come from the environment.
+configuration is used for the rest: credentials, region and `AWS_ENDPOINT_URL`
+come from the environment. Retries and timeouts are bounded (settings.s3_client_config)
+so an unreachable endpoint fails the task instead of hanging it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def batch_id_for(content: bytes) -> str:
 def client():
     import boto3
 
-    return boto3.client("s3")
+    return boto3.client("s3", config=settings.s3_client_config())
 
 
 def ensure_bucket(name: str | None = None) -> None:

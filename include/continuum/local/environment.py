@@ -183,6 +183,7 @@ def plan(
     ours |= s3_env(environ, ports_)
     ours |= mlflow_env(environ, ports_)
     env = ours | environ  # the user's variables win
+    env |= settings.client_env(env)  # bounded client retries, and the pickle guard pinned off
     endpoints = {
         "airflow": f"http://localhost:{ports_.airflow}",
         "mlflow": env["MLFLOW_TRACKING_URI"].replace(f"http://{HOST}:", "http://localhost:"),
