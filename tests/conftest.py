@@ -41,6 +41,7 @@ os.environ.update(
         "GIT_PYTHON_REFRESH": "quiet",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "OMP_NUM_THREADS": "1",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",  # explicit: MLflow 3.17 defaults it to true
         "CONTINUUM_SIMULATOR": "on",  # so the integrity tests parse the local-only simulator DAG too
     }
 )

@@ -171,12 +171,15 @@ def rollback(name: str) -> dict[str, str | None]:
 
 
 def load_champion(name: str) -> Any:
-    """The champion's scikit-learn pipeline; raises RegistryError when there is no champion."""
-    import mlflow.sklearn
+    """The champion's scikit-learn pipeline; raises RegistryError when there is no champion.
+
+    Loaded by model_loading (skops with Continuum's own type allow-list), never by pickle.
+    """
+    from continuum import model_loading
 
     if champion(name) is None:
         raise RegistryError(f"{name} has no champion yet; train and promote a model first")
-    return mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    return model_loading.load_sklearn(f"models:/{name}@{CHAMPION}")
 
 
 def champion_age(name: str, now: datetime | None = None) -> timedelta | None:
