@@ -61,7 +61,7 @@ def test_csv_is_read_as_text_with_nulls(frame):
         (b"  \n\n", "csv", "empty"),
         (b"policy_id,driver_age\n", "csv", "no data rows"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "csv", "binary"),
-        (b"a,b\n\xff\xfe,1\n", "csv", "UTF8"),
+        (b"a,b\n\xff\xfe,1\n", "csv", "not UTF-8 text (byte 0xff on line 2)"),
         (b"\xff\xfea,b\n1,2\n", "csv", "UTF-8"),
         (b"a,b,c\n1,2,3\n4,5\n", "csv", "Expected 3 columns"),
         (b"a,b\n1,2,3\n", "csv", "Expected 2 columns"),
