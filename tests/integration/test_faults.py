@@ -280,12 +280,14 @@ class MlflowServer:
         deadline = time.monotonic() + 420  # a readiness limit for a loaded machine, not an assertion
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.process = None
                 pytest.fail(f"mlflow server exited: {self.log.read_text(errors='replace')[-2000:]}")
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
                     if response.status == 200:
                         return
             time.sleep(0.5)
+        self.stop()  # never leave a server behind
         pytest.fail(f"mlflow server not ready: {self.log.read_text(errors='replace')[-2000:]}")
 
     def stop(self) -> None:
@@ -304,12 +306,14 @@ def mlflow_server(s3, tmp_path, monkeypatch):
     import mlflow
 
     server = MlflowServer(tmp_path)
-    server.start()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("CONTINUUM_MLFLOW_ARTIFACTS", f"s3://{settings.mlflow_bucket()}/")
-    mlflow.set_tracking_uri(server.url)
-    yield server
-    server.stop()
+    try:
+        server.start()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("CONTINUUM_MLFLOW_ARTIFACTS", f"s3://{settings.mlflow_bucket()}/")
+        mlflow.set_tracking_uri(server.url)
+        yield server
+    finally:
+        server.stop()
 
 
 def _aliases(name: str) -> dict[str, str]:
