@@ -8,7 +8,6 @@ is needed to load it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
@@ -47,16 +46,14 @@ def instantiate(spec: DomainSpec, section: str, example: str):
 
     A bad path or bad params end in one line naming the spec's field.
     """
+    from continuum.specs import EstimatorError, resolve_estimator
+
     model = getattr(spec, section)
     path = model.estimator
-    module_name, _, class_name = path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(
-            f"{spec.name}: {section}.estimator '{path}' cannot be imported ({exc}); "
-            f"use a class path like {example}"
-        ) from exc
+        cls = resolve_estimator(path)  # the allowed packages are checked again, before any import
+    except EstimatorError as exc:
+        raise ValueError(f"{spec.name}: {section}.estimator {exc}; use a class path like {example}") from exc
     try:
         return cls(**model.params)
     except TypeError as exc:
