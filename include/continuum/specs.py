@@ -401,15 +401,31 @@ def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], 
     return load_all("domain", DomainSpec, dirs)
 
 
-def find_spec(specs: list[Spec], name: str, what: str, error: type[LookupError]) -> Spec:
-    """The spec named `name`, or a one-line `error` that lists the known ones and says what to add."""
+def _declared_name(path: Path) -> str | None:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+
+
+def find_spec(
+    specs: list[Spec], name: str, what: str, error: type[LookupError], errors: Iterable[SpecError] = ()
+) -> Spec:
+    """The spec named `name`; else the load error of a broken file for `name` (its file and field:
+    "unknown" would send the user to write a file that exists), else a one-line `error` that lists
+    the known ones and says what to add."""
     for spec in specs:
         if spec.name == name:
             return spec
+    for problem in errors:
+        if name in (problem.path.stem, _declared_name(problem.path)):
+            raise SpecLoadError(problem)
     known = ", ".join(sorted(s.name for s in specs)) or "none"
     raise error(f"unknown {what} '{name}' (known: {known}); add include/domains/{name}.yaml")
 
 
 def get_domain(name: str) -> DomainSpec:
     """The domain spec named `name`, or a one-line error that lists the known domains."""
-    return find_spec(load_domains()[0], name, "domain", UnknownDomain)
+    found, errors = load_domains()
+    return find_spec(found, name, "domain", UnknownDomain, errors)

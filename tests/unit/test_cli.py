@@ -62,3 +62,27 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["status", "ingest"])
+def test_invalid_spec_is_reported_with_its_file_and_field_not_as_unknown(
+    command, capsys, s3, mlflow_store, tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    shipped = Path(cli.specs.BUILTIN_DOMAINS_DIR) / "insurance_fraud.yaml"
+    broken = shipped.read_text().replace("name: insurance_fraud", "name: my_fraud").replace(
+        "drift_share: 0.3", "drift_share: 3"
+    )
+    (tmp_path / "specs").mkdir()
+    spec_file = tmp_path / "specs" / "fraud_v2.yaml"  # file stem differs: found by its declared name
+    spec_file.write_text(broken)
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path / "specs"))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("a\n1\n")
+    argv = ["status", "my_fraud"] if command == "status" else ["ingest", "my_fraud", str(batch)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert str(spec_file) in err[0] and "field 'monitoring.drift_share'" in err[0]
+    assert "unknown domain" not in err[0]

@@ -128,4 +128,5 @@ class UnknownAssistant(LookupError):
 
 def get_assistant(name: str) -> AssistantSpec:
     """The assistant spec named `name`, or a one-line error that lists the known assistants."""
-    return find_spec(load_assistants()[0], name, "assistant", UnknownAssistant)
+    found, errors = load_assistants()
+    return find_spec(found, name, "assistant", UnknownAssistant, errors)
