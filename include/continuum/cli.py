@@ -87,6 +87,7 @@ def status(domain: str, limit: int = 5) -> dict:
     def role(ref) -> dict | None:
         return None if ref is None else ref.model_dump(mode="json", include={"version", "metrics", "created_at", "run_id"})
 
+    decisions = decision.latest(spec.name, limit)
     return {
         "domain": spec.name,
         "owner": spec.owner,
@@ -94,7 +95,13 @@ def status(domain: str, limit: int = 5) -> dict:
         "floor": spec.monitoring.floor,
         "champion": role(registry.champion(spec.name)),
         "previous": role(registry.previous(spec.name)),
-        "decisions": [r.model_dump(mode="json") for r in decision.latest(spec.name, limit)],
+        # Checks of severity `warn` that failed: the batches went on, someone should still look.
+        "warnings": [
+            {"batch_id": r.batch_id, "checks": r.validation.warnings, "report": r.validation.report}
+            for r in decisions
+            if r.validation.warnings
+        ],
+        "decisions": [r.model_dump(mode="json") for r in decisions],
     }
 
 

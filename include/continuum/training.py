@@ -118,7 +118,13 @@ def build_pipeline(spec: DomainSpec) -> Pipeline:
 
 
 def features(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns of `frame`, in contract order."""
+    """The model's input columns of `frame`, in contract order.
+
+    Everything else stays out, so a fitted pipeline never sees it (its `feature_names_in_`):
+    the label, the id, keys (`feature: false`, e.g. user and item ids, which scoring groups
+    by but a model would memorise) and protected attributes (`protected: true`, which
+    fairness is measured on and the model must not use). Datetimes are left out too (see
+    `build_pipeline`)."""
     names = [c.name for c in spec.data.feature_columns if c.type != "datetime"]
     missing = [n for n in names if n not in frame.columns]
     if missing:

@@ -86,3 +86,35 @@ def test_invalid_spec_is_reported_with_its_file_and_field_not_as_unknown(
     assert len(err) == 1
     assert str(spec_file) in err[0] and "field 'monitoring.drift_share'" in err[0]
     assert "unknown domain" not in err[0]
+
+
+def test_status_shows_validation_warnings_of_recent_batches(capsys, s3, mlflow_store, tmp_path, monkeypatch):
+    """A duplicated row only warns: the batch is validated, and `status` names the warning."""
+    import pandas as pd
+
+    from continuum import pipeline, simulate
+    from continuum.storage import Keys
+
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    (spec_dir / "no_ids.yaml").write_text(
+        "name: no_ids\ndescription: claims without ids\nowner: t\n"
+        "data: {target: has_claim, columns: [{name: driver_age, type: int}, {name: region, type: category}]}\n"
+    )
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(spec_dir))
+    frame = simulate.generate("insurance_claim_risk", 50, seed=1)[["driver_age", "region", "has_claim"]]
+    frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
+    keys = Keys("no_ids")
+    s3.put_bytes(keys.raw("b1", ".csv"), frame.to_csv(index=False).encode())
+    s3.put_json(keys.manifest("b1"), {"batch_id": "b1", "raw_key": keys.raw("b1", ".csv"), "extension": ".csv"})
+
+    outcome = pipeline.run_gate("no_ids", "b1")
+    assert outcome["success"] and outcome["warnings"] == ["expect_compound_columns_to_be_unique"]
+
+    assert cli.main(["status", "no_ids"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["warnings"][0]["batch_id"] == "b1"
+    assert payload["warnings"][0]["checks"] == ["expect_compound_columns_to_be_unique"]
+    assert payload["decisions"][0]["validation"]["warnings"] == ["expect_compound_columns_to_be_unique"]
+    report = s3.get_json(keys.validation_report("b1"))
+    assert report["warnings"][0]["severity"] == "warn" and "values" in report["warnings"][0]["summary"]
