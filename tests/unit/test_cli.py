@@ -118,3 +118,25 @@ def test_status_shows_validation_warnings_of_recent_batches(capsys, s3, mlflow_s
     assert payload["decisions"][0]["validation"]["warnings"] == ["expect_compound_columns_to_be_unique"]
     report = s3.get_json(keys.validation_report("b1"))
     assert report["warnings"][0]["severity"] == "warn" and "values" in report["warnings"][0]["summary"]
+
+
+def test_champion_gaps_name_removed_retyped_and_no_longer_feature_columns():
+    from continuum import specs
+
+    spec = specs.get_domain("retail_recommender")
+    inputs = {
+        "item_popularity": "double",
+        "hour_of_day": "long",
+        "device": "string",
+        "is_weekend": "boolean",
+        "user_id": "long",  # a champion from before user_id became `feature: false`
+        "basket_size": "long",  # a column the new spec removed
+        "item_price": "string",  # retyped: the spec says float
+    }
+    gaps = cli.champion_gaps(spec, inputs)
+    assert gaps == [
+        "column 'user_id' is no longer a feature",
+        "column 'basket_size' was removed",
+        "column 'item_price' is now float, the champion was trained on string",
+    ]
+    assert cli.champion_gaps(spec, {"item_popularity": "double", "hour_of_day": "long"}) == []
