@@ -195,6 +195,9 @@ class DataContract(OpenModel):
             self.columns.append(Column(name=self.target, type=_label_type(self.positive_label), feature=False))
         if self.id_column is not None and self.id_column not in names:
             self.columns.append(Column(name=self.id_column, type="string", feature=False))
+        misplaced = [c.name for c in self.columns if "unique" in c.checks and c.name != self.id_column]
+        if misplaced:
+            raise ValueError(f"checks.unique applies to the id_column only, not {misplaced}")
         if self.checks.get("schema") and self.checks["schema"].mostly is not None:
             raise ValueError("checks.schema takes no 'mostly': a column set matches or it does not")
         return self

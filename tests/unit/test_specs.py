@@ -72,6 +72,7 @@ def test_user_domain_from_domains_path_keeps_extra_keys(tmp_path, monkeypatch):
         (lambda t: t.replace("max: 100}", "max: 100, checks: {range: {sevrity: warn}}}"), "data.columns.1.checks.range.sevrity"),
         (lambda t: t.replace("max: 100}", "max: 100, checks: {range: {mostly: 1.5}}}"), "data.columns.1.checks.range.mostly"),
         (lambda t: t.replace("{name: colour, type: category, allowed: [red, blue]}", "{name: colour, type: category, checks: {allowed: {severity: warn}}}"), "data.columns.2"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {unique: {severity: warn}}}"), "data"),
         (lambda t: t.replace("sklearn.linear_model.LogisticRegression", "subprocess.Popen"), "model.estimator"),
         (lambda t: t.replace("sklearn.linear_model.LogisticRegression", "sklearnx.Model"), "model.estimator"),
         (lambda t: t + "baseline: {estimator: os.system}\n", "baseline.estimator"),
