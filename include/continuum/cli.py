@@ -125,6 +125,7 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from continuum.local.services import embedded_services
 
+    specs.get_domain(args.domain)  # a spec error or an unknown name before any service starts
     with embedded_services():
         record = ingest(args.domain, Path(args.path), args.run)
     print(json.dumps(record, separators=(",", ":")))
@@ -160,6 +161,7 @@ def status(domain: str, limit: int = 5) -> dict:
 def cmd_status(args: argparse.Namespace) -> int:
     from continuum.local.services import embedded_services
 
+    specs.get_domain(args.domain)  # a spec error or an unknown name before any service starts
     with embedded_services(migrate=False):
         print(json.dumps(status(args.domain, args.limit), indent=2))
     return 0
