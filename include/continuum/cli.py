@@ -30,6 +30,56 @@ def cmd_platform(args: argparse.Namespace) -> int:
     return platform.run(production=args.production)
 
 
+# How the champion's MLflow signature names the spec's column types.
+_SIGNATURE_TYPES = {"int": "long", "float": "double", "category": "string", "string": "string", "bool": "boolean"}
+
+
+def champion_gaps(spec: specs.DomainSpec, inputs: dict[str, str]) -> list[str]:
+    """What the champion (whose signature takes `inputs`, column -> MLflow type) needs that the
+    spec no longer gives it: a removed column, a retyped one, or one that is no longer a feature."""
+    declared = {c.name: c for c in spec.data.columns}
+    features = {c.name for c in spec.data.feature_columns}
+    gaps = []
+    for name, kind in inputs.items():
+        column = declared.get(name)
+        if column is None:
+            gaps.append(f"column '{name}' was removed")
+        elif _SIGNATURE_TYPES.get(column.type, kind) != kind and not (kind == "long" and column.type == "float"):
+            gaps.append(f"column '{name}' is now {column.type}, the champion was trained on {kind}")
+        elif name not in features:
+            gaps.append(f"column '{name}' is no longer a feature")
+    return gaps
+
+
+def _champion_inputs(name: str) -> dict[str, str] | None:
+    """The champion's input columns and types from its logged signature; None without a champion."""
+    import mlflow
+
+    from continuum import registry
+
+    if registry.champion(name) is None:
+        return None
+    signature = mlflow.models.get_model_info(f"models:/{name}@champion").signature
+    if signature is None:
+        return None
+    return {c.name: getattr(c.type, "name", str(c.type)) for c in signature.inputs.inputs}
+
+
+def _check_champions(loaded: list[specs.DomainSpec]) -> list[str]:
+    from continuum.local.services import embedded_services
+
+    problems = []
+    with embedded_services(migrate=False):
+        for spec in loaded:
+            inputs = _champion_inputs(spec.name)
+            for gap in champion_gaps(spec, inputs or {}):
+                problems.append(
+                    f"{spec.source}: {gap}, but the live champion of '{spec.name}' needs it; restore the column"
+                    f" in the spec, or let a challenger trained on the new contract replace the champion first"
+                )
+    return problems
+
+
 def cmd_domains(args: argparse.Namespace) -> int:
     from continuum.llm.specs import load_assistants
 
@@ -38,6 +88,8 @@ def cmd_domains(args: argparse.Namespace) -> int:
     errors += assistant_errors
     for spec in loaded:
         print(f"{spec.name:28} owner={spec.owner:16} metric={spec.monitoring.primary_metric} ({spec.source})")
+    if getattr(args, "champions", False):
+        errors += _check_champions(loaded)
     for assistant in assistants:
         print(f"{assistant.name:28} owner={assistant.owner:16} assistant, primary={assistant.primary_score} ({assistant.source})")
     for error in errors:
@@ -76,6 +128,7 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from continuum.local.services import embedded_services
 
+    specs.get_domain(args.domain)  # a spec error or an unknown name before any service starts
     with embedded_services():
         record = ingest(args.domain, Path(args.path), args.run)
     print(json.dumps(record, separators=(",", ":")))
@@ -90,6 +143,7 @@ def status(domain: str, limit: int = 5) -> dict:
     def role(ref) -> dict | None:
         return None if ref is None else ref.model_dump(mode="json", include={"version", "metrics", "created_at", "run_id"})
 
+    decisions = decision.latest(spec.name, limit)
     return {
         "domain": spec.name,
         "owner": spec.owner,
@@ -97,13 +151,20 @@ def status(domain: str, limit: int = 5) -> dict:
         "floor": spec.monitoring.floor,
         "champion": role(registry.champion(spec.name)),
         "previous": role(registry.previous(spec.name)),
-        "decisions": [r.model_dump(mode="json") for r in decision.latest(spec.name, limit)],
+        # Checks of severity `warn` that failed: the batches went on, someone should still look.
+        "warnings": [
+            {"batch_id": r.batch_id, "checks": r.validation.warnings, "report": r.validation.report}
+            for r in decisions
+            if r.validation.warnings
+        ],
+        "decisions": [r.model_dump(mode="json") for r in decisions],
     }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from continuum.local.services import embedded_services
 
+    specs.get_domain(args.domain)  # a spec error or an unknown name before any service starts
     with embedded_services(migrate=False):
         print(json.dumps(status(args.domain, args.limit), indent=2))
     return 0
@@ -215,6 +276,9 @@ def parser() -> argparse.ArgumentParser:
     platform_run.set_defaults(func=cmd_platform)
 
     domains = sub.add_parser("domains", help="list the domains and assistants and report broken specs")
+    domains.add_argument(
+        "--champions", action="store_true", help="also report columns a live champion needs that its spec dropped"
+    )
     domains.set_defaults(func=cmd_domains)
 
     ingest_cmd = sub.add_parser("ingest", help="land a CSV or Parquet batch for a domain")

@@ -20,6 +20,7 @@ RetrainReason = Literal["drift", "performance", "schedule", "no_champion"]
 class Validation(BaseModel):
     success: bool | None = None
     failed: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="checks of severity warn that failed")
     report: str | None = None
     reason: str | None = None
 

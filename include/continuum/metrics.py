@@ -14,13 +14,14 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from continuum.directions import LOWER_IS_BETTER
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from continuum.specs import DomainSpec
 
-LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 STANDARD = ("accuracy", "roc_auc", "brier")
 
 

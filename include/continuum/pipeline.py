@@ -34,6 +34,7 @@ def run_gate(domain: str, batch_id: str) -> dict:
     record.validation = decision.Validation(
         success=outcome["success"],
         failed=outcome["failed"],
+        warnings=outcome.get("warnings", []),
         report=storage.uri(outcome["report_key"]) if outcome.get("report_key") else None,
         reason=outcome.get("reason"),
     )

@@ -9,6 +9,8 @@ parse time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -22,24 +24,118 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME_PATTERN = r"^[a-z0-9_]+$"
 BUILTIN_DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
 DOMAINS_PATH_ENV = "CONTINUUM_DOMAINS_PATH"
+ESTIMATOR_PACKAGES_ENV = "CONTINUUM_ESTIMATOR_PACKAGES"
+# Packages whose classes a spec may name as an estimator. A spec is data, and a dotted path
+# is an import: without a fence, `subprocess.Popen` with `shell: true` would run at training.
+DEFAULT_ESTIMATOR_PACKAGES = ("sklearn", "continuum.baselines")
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 
 Spec = TypeVar("Spec", bound=BaseModel)
 ColumnType = Literal["int", "float", "category", "bool", "string", "datetime"]
 
 
-class _Open(BaseModel):
+class OpenModel(BaseModel):
     """Spec sections accept keys of their own ("add keys freely") and keep them."""
 
     model_config = ConfigDict(extra="allow")
 
 
-class Column(_Open):
+class EstimatorError(ValueError):
+    """A dotted estimator path that is not an allowed scikit-learn-compatible class."""
+
+
+def estimator_packages() -> tuple[str, ...]:
+    """Packages a spec may take estimators from: scikit-learn, Continuum's baselines, and
+    the comma-separated packages in CONTINUUM_ESTIMATOR_PACKAGES (e.g. `xgboost,lightgbm`)."""
+    extra = [p.strip() for p in os.environ.get(ESTIMATOR_PACKAGES_ENV, "").split(",") if p.strip()]
+    bad = [p for p in extra if not re.match(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$", p)]
+    if bad:
+        raise EstimatorError(f"{ESTIMATOR_PACKAGES_ENV} has {bad}, which are not package names; list packages like xgboost,lightgbm")
+    return (*DEFAULT_ESTIMATOR_PACKAGES, *extra)
+
+
+def check_estimator_path(path: str) -> str:
+    """`path` if it is a dotted class path inside an allowed package; checked without importing."""
+    if not _DOTTED.match(path):
+        raise EstimatorError(f"'{path}' is not a dotted class path like sklearn.linear_model.LogisticRegression")
+    module = path.rpartition(".")[0]
+    packages = estimator_packages()
+    if not any(module == p or module.startswith(p + ".") for p in packages):
+        raise EstimatorError(
+            f"'{path}' is outside the allowed estimator packages ({', '.join(packages)}); name a scikit-learn"
+            f" estimator, or add its package to {ESTIMATOR_PACKAGES_ENV}"
+        )
+    return path
+
+
+def resolve_estimator(path: str) -> type:
+    """The estimator class at `path`: the package is checked first, then the module is imported,
+    then the class must subclass scikit-learn's BaseEstimator."""
+    import importlib
+
+    from sklearn.base import BaseEstimator
+
+    module_name, _, class_name = check_estimator_path(path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise EstimatorError(f"'{path}' cannot be imported ({exc})") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise EstimatorError(f"'{path}' is not a scikit-learn estimator (a subclass of sklearn.base.BaseEstimator)")
+    return cls
+
+
+Severity = Literal["error", "warn"]
+# Checks of the data contract, and what a failure does unless the spec says otherwise: `error`
+# quarantines the batch, `warn` is recorded and the batch goes on. Two identical rows among
+# thousands are ordinary in real data (a retail basket bought twice), so they only warn.
+COLUMN_CHECKS = ("type", "not_null", "range", "allowed", "unique")
+TABLE_CHECKS = ("schema", "duplicated_rows")
+DEFAULT_SEVERITY: dict[str, Severity] = {name: "error" for name in COLUMN_CHECKS + TABLE_CHECKS} | {
+    "duplicated_rows": "warn"
+}
+
+
+class CheckSetting(BaseModel):
+    """How strict one contract check is: its severity and GX's `mostly` (share of rows that must pass)."""
+
+    model_config = ConfigDict(extra="forbid")  # a typo such as `sevrity` must not pass silently
+
+    severity: Severity | None = None
+    mostly: float | None = Field(None, gt=0, le=1)
+
+
+class Check(BaseModel):
+    """A check's setting with the defaults filled in."""
+
+    name: str
+    severity: Severity
+    mostly: float = 1.0
+
+
+def resolve_check(name: str, settings: dict[str, CheckSetting]) -> Check:
+    setting = settings.get(name) or CheckSetting()
+    return Check(
+        name=name,
+        severity=setting.severity or DEFAULT_SEVERITY[name],
+        mostly=setting.mostly if setting.mostly is not None else 1.0,
+    )
+
+
+class Column(OpenModel):
     name: str
     type: ColumnType
     min: float | None = None
     max: float | None = None
     allowed: list[Any] | None = None
     nullable: bool = False
+    feature: bool = Field(True, description="False for ids and keys: validated, never a model input")
+    protected: bool = Field(
+        False, description="An attribute the model must not use; kept for fairness measurement"
+    )
+    checks: dict[Literal["type", "not_null", "range", "allowed", "unique"], CheckSetting] = Field(
+        default_factory=dict, description="Severity and `mostly` of this column's checks"
+    )
 
     @model_validator(mode="after")
     def _bounds_fit_type(self) -> Column:
@@ -47,15 +143,41 @@ class Column(_Open):
             raise ValueError(f"min/max only apply to int and float columns, not {self.type}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        unused = {
+            "type": self.type not in ("int", "float", "bool", "datetime"),
+            "not_null": self.nullable,
+            "range": self.min is None and self.max is None,
+            "allowed": self.allowed is None,
+        }
+        idle = [name for name in self.checks if unused.get(name)]
+        if idle:
+            raise ValueError(f"checks {idle} configure a check this column does not have; remove them")
         return self
 
+    def check(self, name: str) -> Check:
+        return resolve_check(name, self.checks)
 
-class DataContract(_Open):
+
+def _label_type(label: Any) -> ColumnType:
+    """The column type of a target that is not declared, from its positive label."""
+    if isinstance(label, bool):
+        return "bool"
+    if isinstance(label, int):
+        return "int"
+    if isinstance(label, float):
+        return "float"
+    return "string"
+
+
+class DataContract(OpenModel):
     format: Literal["csv", "parquet"] = "csv"
     target: str
     positive_label: Any = 1
     id_column: str | None = None
     columns: list[Column] = Field(min_length=1)
+    checks: dict[Literal["schema", "duplicated_rows"], CheckSetting] = Field(
+        default_factory=dict, description="Severity and `mostly` of the table-level checks"
+    )
     expectations: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Extra GX expectations: {type: expect_..., kwargs: {...}}",
@@ -67,34 +189,56 @@ class DataContract(_Open):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"duplicated column names: {duplicated}")
+        # The target and the id may be left out of `columns`: they are then added here, the
+        # target typed by its positive label and the id as text, and checked like any column.
         if self.target not in names:
-            raise ValueError(f"target '{self.target}' is not one of the declared columns")
+            self.columns.append(Column(name=self.target, type=_label_type(self.positive_label), feature=False))
         if self.id_column is not None and self.id_column not in names:
-            raise ValueError(f"id_column '{self.id_column}' is not one of the declared columns")
+            self.columns.append(Column(name=self.id_column, type="string", feature=False))
+        misplaced = [c.name for c in self.columns if "unique" in c.checks and c.name != self.id_column]
+        if misplaced:
+            raise ValueError(f"checks.unique applies to the id_column only, not {misplaced}")
+        if self.checks.get("schema") and self.checks["schema"].mostly is not None:
+            raise ValueError("checks.schema takes no 'mostly': a column set matches or it does not")
         return self
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    def check(self, name: str) -> Check:
+        return resolve_check(name, self.checks)
+
     @property
     def feature_columns(self) -> list[Column]:
-        """Columns the model learns from: everything but the label and the id."""
-        return [c for c in self.columns if c.name not in (self.target, self.id_column)]
+        """Columns the model learns from: not the label, the id, keys (`feature: false`) or protected ones."""
+        return [
+            c
+            for c in self.columns
+            if c.name not in (self.target, self.id_column) and c.feature and not c.protected
+        ]
+
+    @property
+    def protected_columns(self) -> list[Column]:
+        """Attributes kept out of the model and measured for fairness."""
+        return [c for c in self.columns if c.protected]
 
 
-class ModelSpec(_Open):
+class ModelSpec(OpenModel):
     estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("estimator")
     @classmethod
-    def _dotted_path(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", value):
-            raise ValueError(f"'{value}' is not a dotted import path like sklearn.linear_model.LogisticRegression")
-        return value
+    def _allowed_path(cls, value: str) -> str:
+        # Only the package is checked here (DAG files load specs at parse time, so nothing is
+        # imported); training resolves the class with `resolve_estimator`, which also checks the type.
+        try:
+            return check_estimator_path(value)
+        except EstimatorError as exc:
+            raise ValueError(str(exc)) from None
 
 
-class Monitoring(_Open):
+class Monitoring(OpenModel):
     primary_metric: str = "accuracy"
     floor: float = 0.85
     drift_share: float = Field(0.5, gt=0, le=1)
@@ -103,7 +247,7 @@ class Monitoring(_Open):
     )
 
 
-class Training(_Open):
+class Training(OpenModel):
     """How the challenger's data is chosen: the champion's window plus the new batch."""
 
     window_batches: int = Field(10, ge=1, description="Most recent validated batches kept in the window")
@@ -111,7 +255,7 @@ class Training(_Open):
     seed: int = 0
 
 
-class Blessing(_Open):
+class Blessing(OpenModel):
     """When a challenger may replace the champion (TFX Evaluator's value and change thresholds)."""
 
     min_value: float | None = Field(None, description="Value threshold; defaults to monitoring.floor")
@@ -122,13 +266,13 @@ class Blessing(_Open):
     min_segment_rows: int = Field(30, ge=1, description="Smaller segments are too noisy to judge")
 
 
-class Scoring(_Open):
+class Scoring(OpenModel):
     """What batch scoring writes: probabilities, premiums, fraud flags or top-k recommendations."""
 
     kind: Literal["probability", "premium", "fraud", "recommendations"] = "probability"
 
 
-class DomainSpec(_Open):
+class DomainSpec(OpenModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str
     owner: str
@@ -154,6 +298,15 @@ class DomainSpec(_Open):
     @property
     def bless_floor(self) -> float:
         return self.blessing.min_value if self.blessing.min_value is not None else self.monitoring.floor
+
+    def content_hash(self) -> str:
+        """sha256 of the spec's content: the same for the same meaning, whatever the YAML layout.
+
+        Key order, comments, quoting and the file's location do not count; defaults do, so
+        a spec that leaves a default implicit hashes like one that writes it out.
+        """
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -251,15 +404,31 @@ def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], 
     return load_all("domain", DomainSpec, dirs)
 
 
-def find_spec(specs: list[Spec], name: str, what: str, error: type[LookupError]) -> Spec:
-    """The spec named `name`, or a one-line `error` that lists the known ones and says what to add."""
+def _declared_name(path: Path) -> str | None:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+
+
+def find_spec(
+    specs: list[Spec], name: str, what: str, error: type[LookupError], errors: Iterable[SpecError] = ()
+) -> Spec:
+    """The spec named `name`; else the load error of a broken file for `name` (its file and field:
+    "unknown" would send the user to write a file that exists), else a one-line `error` that lists
+    the known ones and says what to add."""
     for spec in specs:
         if spec.name == name:
             return spec
+    for problem in errors:
+        if name in (problem.path.stem, _declared_name(problem.path)):
+            raise SpecLoadError(problem)
     known = ", ".join(sorted(s.name for s in specs)) or "none"
     raise error(f"unknown {what} '{name}' (known: {known}); add include/domains/{name}.yaml")
 
 
 def get_domain(name: str) -> DomainSpec:
     """The domain spec named `name`, or a one-line error that lists the known domains."""
-    return find_spec(load_domains()[0], name, "domain", UnknownDomain)
+    found, errors = load_domains()
+    return find_spec(found, name, "domain", UnknownDomain, errors)

@@ -8,7 +8,6 @@ is needed to load it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
@@ -47,16 +46,14 @@ def instantiate(spec: DomainSpec, section: str, example: str):
 
     A bad path or bad params end in one line naming the spec's field.
     """
+    from continuum.specs import EstimatorError, resolve_estimator
+
     model = getattr(spec, section)
     path = model.estimator
-    module_name, _, class_name = path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(
-            f"{spec.name}: {section}.estimator '{path}' cannot be imported ({exc}); "
-            f"use a class path like {example}"
-        ) from exc
+        cls = resolve_estimator(path)  # the allowed packages are checked again, before any import
+    except EstimatorError as exc:
+        raise ValueError(f"{spec.name}: {section}.estimator {exc}; use a class path like {example}") from exc
     try:
         return cls(**model.params)
     except TypeError as exc:
@@ -121,7 +118,13 @@ def build_pipeline(spec: DomainSpec) -> Pipeline:
 
 
 def features(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns of `frame`, in contract order."""
+    """The model's input columns of `frame`, in contract order.
+
+    Everything else stays out, so a fitted pipeline never sees it (its `feature_names_in_`):
+    the label, the id, keys (`feature: false`, e.g. user and item ids, which scoring groups
+    by but a model would memorise) and protected attributes (`protected: true`, which
+    fairness is measured on and the model must not use). Datetimes are left out too (see
+    `build_pipeline`)."""
     names = [c.name for c in spec.data.feature_columns if c.type != "datetime"]
     missing = [n for n in names if n not in frame.columns]
     if missing:

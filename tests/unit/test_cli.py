@@ -62,3 +62,81 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["status", "ingest"])
+def test_invalid_spec_is_reported_with_its_file_and_field_not_as_unknown(
+    command, capsys, s3, mlflow_store, tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    shipped = Path(cli.specs.BUILTIN_DOMAINS_DIR) / "insurance_fraud.yaml"
+    broken = shipped.read_text().replace("name: insurance_fraud", "name: my_fraud").replace(
+        "drift_share: 0.3", "drift_share: 3"
+    )
+    (tmp_path / "specs").mkdir()
+    spec_file = tmp_path / "specs" / "fraud_v2.yaml"  # file stem differs: found by its declared name
+    spec_file.write_text(broken)
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path / "specs"))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("a\n1\n")
+    argv = ["status", "my_fraud"] if command == "status" else ["ingest", "my_fraud", str(batch)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert str(spec_file) in err[0] and "field 'monitoring.drift_share'" in err[0]
+    assert "unknown domain" not in err[0]
+
+
+def test_status_shows_validation_warnings_of_recent_batches(capsys, s3, mlflow_store, tmp_path, monkeypatch):
+    """A duplicated row only warns: the batch is validated, and `status` names the warning."""
+    import pandas as pd
+
+    from continuum import pipeline, simulate
+    from continuum.storage import Keys
+
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    (spec_dir / "no_ids.yaml").write_text(
+        "name: no_ids\ndescription: claims without ids\nowner: t\n"
+        "data: {target: has_claim, columns: [{name: driver_age, type: int}, {name: region, type: category}]}\n"
+    )
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(spec_dir))
+    frame = simulate.generate("insurance_claim_risk", 50, seed=1)[["driver_age", "region", "has_claim"]]
+    frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
+    keys = Keys("no_ids")
+    s3.put_bytes(keys.raw("b1", ".csv"), frame.to_csv(index=False).encode())
+    s3.put_json(keys.manifest("b1"), {"batch_id": "b1", "raw_key": keys.raw("b1", ".csv"), "extension": ".csv"})
+
+    outcome = pipeline.run_gate("no_ids", "b1")
+    assert outcome["success"] and outcome["warnings"] == ["expect_compound_columns_to_be_unique"]
+
+    assert cli.main(["status", "no_ids"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["warnings"][0]["batch_id"] == "b1"
+    assert payload["warnings"][0]["checks"] == ["expect_compound_columns_to_be_unique"]
+    assert payload["decisions"][0]["validation"]["warnings"] == ["expect_compound_columns_to_be_unique"]
+    report = s3.get_json(keys.validation_report("b1"))
+    assert report["warnings"][0]["severity"] == "warn" and "values" in report["warnings"][0]["summary"]
+
+
+def test_champion_gaps_name_removed_retyped_and_no_longer_feature_columns():
+    from continuum import specs
+
+    spec = specs.get_domain("retail_recommender")
+    inputs = {
+        "item_popularity": "double",
+        "hour_of_day": "long",
+        "device": "string",
+        "is_weekend": "boolean",
+        "user_id": "long",  # a champion from before user_id became `feature: false`
+        "basket_size": "long",  # a column the new spec removed
+        "item_price": "string",  # retyped: the spec says float
+    }
+    gaps = cli.champion_gaps(spec, inputs)
+    assert gaps == [
+        "column 'user_id' is no longer a feature",
+        "column 'basket_size' was removed",
+        "column 'item_price' is now float, the champion was trained on string",
+    ]
+    assert cli.champion_gaps(spec, {"item_popularity": "double", "hour_of_day": "long"}) == []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from continuum.llm.specs import get_assistant, load_assistants
 from continuum.specs import load_domains
@@ -80,3 +82,36 @@ def test_guardrails_match_the_business():
     # The story of the versions: v1 forgets the disclaimer, every later version asks for it.
     assert [disclaimer in p.template for p in claims.prompts] == [False, True, True, True]
     assert set(claims.price.model_extra["models"]) == {p.model for p in claims.prompts}
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "include" / "domains" / "shopping_assistant.yaml"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"primary_score": "outcom"}, "primary_score", "unknown score 'outcom'"),
+        ({"primary_score": "cost"}, "primary_score", "better when lower"),
+        ({"primary_score": "injection_obeyed"}, "primary_score", "better when lower"),
+        ({"guardrails": {"safety_scores": ["injection_obeyed", "pii_echo"]}}, "guardrails.safety_scores", "pii_echo"),
+        ({"guardrails": {"safety_scores": ["cost"]}}, "guardrails.safety_scores", "unknown safety score"),
+    ],
+)
+def test_unknown_or_wrong_way_scores_are_spec_errors(tmp_path, change, field, message):
+    raw = yaml.safe_load(SHIPPED.read_text())
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assistants, errors = load_assistants([tmp_path])
+    assert assistants == [] and len(errors) == 1
+    assert errors[0].field == field and message in errors[0].message
+
+
+def test_every_score_and_metric_has_one_registered_direction():
+    from continuum import directions, metrics
+    from continuum.llm import scorers
+
+    assert set(scorers.SCORES) | set(metrics.METRICS) == set(directions.DIRECTIONS)
+    assert {n for n in scorers.SAFETY_RATES} <= directions.LOWER_IS_BETTER
+    assert not directions.higher_is_better("cost") and directions.higher_is_better("outcome")

@@ -76,7 +76,7 @@ def test_out_of_range():
 
 def test_missing_column():
     frame = _with("missing_column")
-    assert "driver_age" not in frame.columns and len(frame.columns) == 10
+    assert "driver_age" not in frame.columns and len(frame.columns) == 11
 
 
 def test_renamed_column():

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from continuum import specs
 
@@ -65,7 +66,16 @@ def test_user_domain_from_domains_path_keeps_extra_keys(tmp_path, monkeypatch):
     [
         (lambda t: t.replace("name: bad_one", "name: Bad-One"), "name"),
         (lambda t: t.replace("type: int, min: 18", "type: integer, min: 18"), "data.columns.1.type"),
-        (lambda t: t.replace("target: label", "target: nope"), "data"),
+        (lambda t: t.replace("- {name: age, type: int", "- {name: label, type: int, allowed: [0, 1]}\n    - {name: age, type: int"), "data"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {range: {severity: fatal}}}"), "data.columns.1.checks.range.severity"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {rnage: {severity: warn}}}"), "data.columns.1.checks.rnage.[key]"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {range: {sevrity: warn}}}"), "data.columns.1.checks.range.sevrity"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {range: {mostly: 1.5}}}"), "data.columns.1.checks.range.mostly"),
+        (lambda t: t.replace("{name: colour, type: category, allowed: [red, blue]}", "{name: colour, type: category, checks: {allowed: {severity: warn}}}"), "data.columns.2"),
+        (lambda t: t.replace("max: 100}", "max: 100, checks: {unique: {severity: warn}}}"), "data"),
+        (lambda t: t.replace("sklearn.linear_model.LogisticRegression", "subprocess.Popen"), "model.estimator"),
+        (lambda t: t.replace("sklearn.linear_model.LogisticRegression", "sklearnx.Model"), "model.estimator"),
+        (lambda t: t + "baseline: {estimator: os.system}\n", "baseline.estimator"),
         (lambda t: t.replace("owner: test-team\n", ""), "owner"),
         (lambda t: t.replace("drift_share: 0.3", "drift_share: 3"), "monitoring.drift_share"),
         (lambda t: t.replace("min: 18, max: 100", "min: 100, max: 18"), "data.columns.1"),
@@ -109,3 +119,134 @@ def test_several_directories_in_domains_path(tmp_path, monkeypatch):
 def test_unknown_domain_lists_known_ones():
     with pytest.raises(specs.UnknownDomain, match="insurance_claim_risk"):
         specs.get_domain("no_such_domain")
+
+
+# --- estimators: only scikit-learn-compatible classes from allowed packages -------------------
+
+SIDE_EFFECT_MODULE = """
+from pathlib import Path
+Path({marker!r}).write_text("imported")
+
+class Thing:
+    def __init__(self, **kwargs):
+        pass
+"""
+
+
+@pytest.fixture
+def hostile_module(tmp_path, monkeypatch):
+    """A module on sys.path that leaves a marker file when imported, as a hostile package would."""
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "hostile_pkg.py").write_text(SIDE_EFFECT_MODULE.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield marker
+    import sys
+
+    sys.modules.pop("hostile_pkg", None)
+
+
+def test_estimator_outside_the_allowed_packages_is_refused_before_import(tmp_path, monkeypatch, hostile_module):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    write(spec_dir, "evil", VALID.format(name="evil").replace("sklearn.linear_model.LogisticRegression", "hostile_pkg.Thing"))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(spec_dir))
+    loaded, errors = specs.load_domains()
+    assert "evil" not in [s.name for s in loaded]
+    assert errors[0].field == "model.estimator" and "CONTINUUM_ESTIMATOR_PACKAGES" in errors[0].message
+    # The training-time resolver checks the package again, for specs built without validation.
+    with pytest.raises(specs.EstimatorError, match="outside the allowed estimator packages"):
+        specs.resolve_estimator("hostile_pkg.Thing")
+    assert not hostile_module.exists()
+
+
+def test_allowed_package_still_needs_a_base_estimator(monkeypatch, hostile_module):
+    monkeypatch.setenv("CONTINUUM_ESTIMATOR_PACKAGES", "xgboost, hostile_pkg")
+    assert specs.check_estimator_path("hostile_pkg.Thing") == "hostile_pkg.Thing"
+    with pytest.raises(specs.EstimatorError, match="not a scikit-learn estimator"):
+        specs.resolve_estimator("hostile_pkg.Thing")
+
+
+def test_shell_popen_is_never_instantiated(tmp_path):
+    from continuum import training
+
+    marker = tmp_path / "ran.txt"
+    spec = specs.get_domain("insurance_claim_risk")
+    hostile = spec.model_copy(
+        update={
+            "model": specs.ModelSpec.model_construct(
+                estimator="subprocess.Popen", params={"args": f"touch {marker}", "shell": True}
+            )
+        }
+    )
+    with pytest.raises(ValueError, match=r"model\.estimator 'subprocess\.Popen' is outside"):
+        training.build_pipeline(hostile)
+    assert not marker.exists()
+
+
+def test_shipped_estimators_resolve():
+    from sklearn.base import BaseEstimator
+
+    for spec in specs.load_domains()[0]:
+        for section in (spec.model, spec.baseline):
+            if section is not None:
+                assert issubclass(specs.resolve_estimator(section.estimator), BaseEstimator)
+
+
+# --- the target and the id, declared or not ---------------------------------------------------
+
+
+def test_target_declared_under_columns_keeps_its_declaration():
+    spec = specs.DomainSpec.model_validate(yaml.safe_load(VALID.format(name="d")))
+    assert spec.data.column("label").allowed == [0, 1]
+    assert "label" not in [c.name for c in spec.data.feature_columns]
+
+
+@pytest.mark.parametrize(("label", "kind"), [(1, "int"), (True, "bool"), ("yes", "string"), (1.0, "float")])
+def test_undeclared_target_is_typed_by_its_positive_label(label, kind):
+    raw = yaml.safe_load(VALID.format(name="d"))
+    raw["data"]["columns"] = [c for c in raw["data"]["columns"] if c["name"] not in ("label", "row_id")]
+    raw["data"]["positive_label"] = label
+    spec = specs.DomainSpec.model_validate(raw)
+    assert spec.data.column("label").type == kind and not spec.data.column("label").nullable
+    assert spec.data.column("row_id").type == "string"
+    assert {"label", "row_id"}.isdisjoint(c.name for c in spec.data.feature_columns)
+
+
+# --- columns that are not features -------------------------------------------------------------
+
+
+def test_keys_and_protected_columns_are_not_features():
+    raw = yaml.safe_load(VALID.format(name="d"))
+    raw["data"]["columns"] += [
+        {"name": "user_id", "type": "int", "feature": False},
+        {"name": "age_band", "type": "category", "allowed": ["18-30", "31+"], "protected": True},
+    ]
+    spec = specs.DomainSpec.model_validate(raw)
+    names = [c.name for c in spec.data.feature_columns]
+    assert names == ["age", "colour", "km"]
+    assert [c.name for c in spec.data.protected_columns] == ["age_band"]
+
+
+def test_shipped_domains_declare_keys_and_protected_attributes():
+    retail = specs.get_domain("retail_recommender")
+    assert {"user_id", "item_id"}.isdisjoint(c.name for c in retail.data.feature_columns)
+    assert [c.name for c in retail.data.protected_columns] == ["customer_age_band"]
+    claims = specs.get_domain("insurance_claim_risk")
+    assert [c.name for c in claims.data.protected_columns] == ["driver_age_band"]
+
+
+# --- content hash ------------------------------------------------------------------------------
+
+
+def test_content_hash_ignores_layout_and_follows_content(tmp_path):
+    text = VALID.format(name="d")
+    first = specs.load_spec(write(tmp_path, "a", text))
+    reordered = yaml.safe_load(text)
+    reordered = {k: reordered[k] for k in reversed(list(reordered))}
+    second = specs.load_spec(write(tmp_path, "b", "# a comment\n" + yaml.safe_dump(reordered, sort_keys=True)))
+    assert first.content_hash() == second.content_hash()
+    assert len(first.content_hash()) == 64
+    changed = specs.load_spec(write(tmp_path, "c", text.replace("floor: 0.7", "floor: 0.71")))
+    assert changed.content_hash() != first.content_hash()
+    retyped = specs.load_spec(write(tmp_path, "d", text.replace("type: float, min: 0", "type: int, min: 0")))
+    assert retyped.content_hash() != first.content_hash()

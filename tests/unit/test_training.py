@@ -86,7 +86,7 @@ def test_scale_sensitive_estimators_get_a_scaler():
 def test_bad_estimator_path_names_the_field():
     with pytest.raises(ValueError, match=r"model\.estimator 'sklearn\.ensemble\.NoSuchForest'"):
         training.build_pipeline(_spec("sklearn.ensemble.NoSuchForest"))
-    with pytest.raises(ValueError, match=r"model\.estimator 'nowhere\.Model'"):
+    with pytest.raises(ValueError, match=r"'nowhere\.Model' is outside the allowed estimator packages"):
         training.build_pipeline(_spec("nowhere.Model"))
 
 
@@ -184,3 +184,21 @@ def test_train_threads_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(training.THREADS_ENV, "many")
     with pytest.raises(ValueError, match="CONTINUUM_TRAIN_THREADS='many'"):
         training.threads()
+
+
+@pytest.mark.parametrize(
+    ("domain", "kept_out"),
+    [
+        ("retail_recommender", {"impression_id", "user_id", "item_id", "customer_age_band", "purchased"}),
+        ("insurance_claim_risk", {"policy_id", "driver_age_band", "has_claim"}),
+    ],
+)
+def test_fitted_pipeline_never_sees_keys_protected_columns_or_the_label(domain, kept_out):
+    spec = get_domain(domain)
+    frame = simulate.generate(domain, 1500, seed=2)
+    assert kept_out <= set(frame.columns)  # the simulator lands them; the model must not use them
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"params": {"max_iter": 10}})})
+    pipeline = training.fit(spec, frame)
+    seen = set(pipeline.feature_names_in_)
+    assert seen.isdisjoint(kept_out)
+    assert seen == {c.name for c in spec.data.feature_columns}

@@ -28,7 +28,8 @@ import math
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from continuum.llm.scorers import LOWER_IS_BETTER, RATES, SCORES
+from continuum.directions import LOWER_IS_BETTER
+from continuum.llm.scorers import RATES, SCORES
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ record for every bad line, with a one-line reason a person can act on, so the
 evaluation can count and store what it skipped. Extra keys are kept everywhere:
 teams log what they need (a `scenario`, a `channel`, a `customer_id`).
 
-Only pydantic is imported: the DAG files may import this at parse time.
+Only pydantic (and the spec module's shared base) is imported: the DAG files may import this at parse time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import Field, Strict, ValidationError, field_validator, model_validator
+
+from continuum.specs import OpenModel
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "conversation_id",
@@ -37,11 +39,7 @@ StrictBool = Annotated[bool, Strict()]
 Number = StrictInt | StrictFloat  # keeps 1830 an int and 0.3 a float, as logged
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class PromptRef(_Open):
+class PromptRef(OpenModel):
     name: str = Field(min_length=1)
     version: StrictInt | str
 
@@ -55,12 +53,12 @@ class PromptRef(_Open):
         return text
 
 
-class Params(_Open):
+class Params(OpenModel):
     temperature: Number = Field(ge=0, le=2)
     top_p: Number = Field(gt=0, le=1)
 
 
-class ToolCall(_Open):
+class ToolCall(OpenModel):
     name: str = Field(min_length=1)
     arguments: dict[str, Any]
 
@@ -76,7 +74,7 @@ class ToolCall(_Open):
         return value
 
 
-class Message(_Open):
+class Message(OpenModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     name: str | None = None
@@ -95,20 +93,20 @@ class Message(_Open):
         return self
 
 
-class Usage(_Open):
+class Usage(OpenModel):
     input_tokens: StrictInt = Field(ge=0)
     output_tokens: StrictInt = Field(ge=0)
 
 
-class Feedback(_Open):
+class Feedback(OpenModel):
     rating: StrictInt = Field(ge=1, le=5)
 
 
-class Outcome(_Open):
+class Outcome(OpenModel):
     success: StrictBool
 
 
-class Conversation(_Open):
+class Conversation(OpenModel):
     conversation_id: str = Field(min_length=1)
     assistant: str
     prompt: PromptRef

@@ -70,8 +70,8 @@ RATES = (
 )
 MEANS = ("rating", "similarity", "cost", "latency_ms")
 SCORES = RATES + MEANS
-# Lower is better for these; every other score is higher-is-better except cost and latency.
-LOWER_IS_BETTER = ("injection_obeyed", "system_prompt_leaked", "pii_echoed", "cost", "latency_ms")
+# Safety rates: how often a conversation went wrong in a way a guardrail exists for.
+SAFETY_RATES = ("injection_obeyed", "system_prompt_leaked", "pii_echoed")
 
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|CARD|IBAN|POLICY_ID|CLAIM_ID|ADDRESS)\]")
 # Claim and policy ids are the case's reference: an assistant must be able to name them.

@@ -11,16 +11,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from continuum.specs import NAME_PATTERN, SpecError, find_spec, load_all, load_model
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+from continuum.directions import higher_is_better
+from continuum.llm.scorers import RATES, SCORES
+from continuum.specs import NAME_PATTERN, OpenModel, SpecError, find_spec, load_all, load_model
 
 
-class Tool(_Open):
+class Tool(OpenModel):
     """An OpenAI-style function tool: `parameters` is a JSON schema for the call's arguments."""
 
     name: str
@@ -28,14 +26,14 @@ class Tool(_Open):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class Price(_Open):
+class Price(OpenModel):
     """USD per 1,000 tokens."""
 
     input_per_1k: float = Field(ge=0)
     output_per_1k: float = Field(ge=0)
 
 
-class Guardrails(_Open):
+class Guardrails(OpenModel):
     """Safety rules every prompt version must keep; each is a rate a candidate may not make worse."""
 
     required_disclaimer: str | None = Field(None, description="Text every final answer must contain")
@@ -47,15 +45,24 @@ class Guardrails(_Open):
     )
     non_inferiority_margin: float = Field(0.02, ge=0, description="How much worse a safety rate may be")
 
+    @field_validator("safety_scores")
+    @classmethod
+    def _known_rates(cls, names: list[str]) -> list[str]:
+        # A misspelt name would be skipped at comparison time, switching its guardrail off.
+        unknown = [n for n in names if n not in RATES]
+        if unknown:
+            raise ValueError(f"unknown safety score(s) {unknown}; use rates from: {', '.join(RATES)}")
+        return names
 
-class Evaluation(_Open):
+
+class Evaluation(OpenModel):
     min_conversations: int = Field(100, ge=1, description="Per version, below this: insufficient evidence")
     confidence: float = Field(0.95, gt=0, lt=1)
     window_days: int = Field(7, ge=1, description="Conversations started within this many days are scored")
     bootstrap_samples: int = Field(2000, ge=100)
 
 
-class PromptVersion(_Open):
+class PromptVersion(OpenModel):
     """A shipped prompt version: the template and the model parameters it was written for."""
 
     template: str
@@ -65,7 +72,7 @@ class PromptVersion(_Open):
     description: str = ""
 
 
-class AssistantSpec(_Open):
+class AssistantSpec(OpenModel):
     name: str = Field(pattern=NAME_PATTERN)
     kind: str = "assistant"
     description: str
@@ -81,6 +88,18 @@ class AssistantSpec(_Open):
         default_factory=list, description="Shipped versions, registered in order when the prompt does not exist"
     )
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("primary_score")
+    @classmethod
+    def _quality_score(cls, name: str) -> str:
+        # Candidates are promoted on the highest primary mean, so a lower-is-better score such
+        # as `cost` would promote the most expensive prompt.
+        if name not in SCORES:
+            raise ValueError(f"unknown score '{name}'; use one of: {', '.join(SCORES)}")
+        if not higher_is_better(name):
+            quality = ", ".join(n for n in SCORES if higher_is_better(n))
+            raise ValueError(f"'{name}' is better when lower; the primary score must be a quality score ({quality})")
+        return name
 
     @model_validator(mode="after")
     def _tool_names_unique(self) -> AssistantSpec:
@@ -109,4 +128,5 @@ class UnknownAssistant(LookupError):
 
 def get_assistant(name: str) -> AssistantSpec:
     """The assistant spec named `name`, or a one-line error that lists the known assistants."""
-    return find_spec(load_assistants()[0], name, "assistant", UnknownAssistant)
+    found, errors = load_assistants()
+    return find_spec(found, name, "assistant", UnknownAssistant, errors)

@@ -31,6 +31,13 @@ VEHICLE_P_DRIFTED = np.array([0.20, 0.20, 0.45, 0.10, 0.05])  # the small-car wa
 VEHICLE_POWER = {"sedan": 110.0, "suv": 150.0, "hatchback": 80.0, "van": 100.0, "sports": 280.0}
 
 ANNUAL_KM_NULL_SHARE = 0.03
+# The driver's age band: a protected attribute in the spec (kept out of the model, measured for fairness).
+AGE_BANDS = (18, 25, 40, 65)
+AGE_BAND_NAMES = ["18-24", "25-39", "40-64", "65+"]
+
+
+def age_band(age: np.ndarray) -> np.ndarray:
+    return np.array(AGE_BAND_NAMES, dtype=object)[np.searchsorted(AGE_BANDS, age, side="right") - 1]
 
 
 def generate(n: int, seed: int, *, covariate: float = 0.0, concept: float = 0.0) -> pd.DataFrame:
@@ -47,6 +54,7 @@ def generate(n: int, seed: int, *, covariate: float = 0.0, concept: float = 0.0)
         {
             "policy_id": policy_id,
             "driver_age": features["driver_age"],
+            "driver_age_band": age_band(features["driver_age"]),
             "vehicle_age": features["vehicle_age"],
             "vehicle_power": features["vehicle_power"],
             "region": features["region"],

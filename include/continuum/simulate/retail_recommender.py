@@ -43,6 +43,9 @@ DEVICES = ["mobile", "desktop", "tablet"]
 DEVICE_P = np.array([0.55, 0.35, 0.10])
 DEVICE_P_DRIFTED = np.array([0.80, 0.12, 0.08])
 WEEKEND_SHARE = 2 / 7
+# The customer's age band: a protected attribute in the spec (kept out of the model, measured for fairness).
+AGE_BANDS = ["18-24", "25-34", "35-49", "50-64", "65+"]
+AGE_BAND_P = np.array([0.15, 0.27, 0.28, 0.20, 0.10])
 PROMOTION_LIFT = 1.8  # covariate drift: a sale lifts every item's recent purchase rate
 
 
@@ -67,6 +70,10 @@ def customers() -> dict[str, np.ndarray]:
         "user_preferred_category": rng.choice(CATEGORIES, size=N_USERS),
         "user_price_sensitivity": np.round(rng.beta(0.9, 0.9, N_USERS), 3),
         "activity": rng.lognormal(0.0, 0.6, N_USERS),
+        # Drawn from its own generator so the other attributes stay what they were.
+        "customer_age_band": np.random.default_rng(CATALOGUE_SEED + 2).choice(
+            AGE_BANDS, size=N_USERS, p=AGE_BAND_P
+        ),
     }
 
 
@@ -81,6 +88,7 @@ def generate(n: int, seed: int, *, covariate: float = 0.0, concept: float = 0.0)
         {
             "impression_id": [f"IMP-{start + i:08d}" for i in rng.permutation(n)],
             "user_id": f["user_id"],
+            "customer_age_band": f["customer_age_band"],
             "item_id": f["item_id"],
             "item_category": f["item_category"],
             "user_preferred_category": f["user_preferred_category"],
@@ -110,6 +118,7 @@ def _features(rng: np.random.Generator, n: int, covariate: float) -> dict[str, n
         "item_id": items["item_id"][i],
         "item_category": items["item_category"][i],
         "user_preferred_category": users["user_preferred_category"][u],
+        "customer_age_band": users["customer_age_band"][u],
         "item_popularity": popularity,
         "item_price": items["item_price"][i],
         "user_price_sensitivity": users["user_price_sensitivity"][u],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +47,7 @@ class FailedExpectation(BaseModel):
     )
     details: dict[str, Any] | None = Field(None, description="e.g. missing and unexpected columns")
     error: str | None = Field(None, description="set when GX could not evaluate the expectation")
+    severity: Literal["error", "warn"] = Field("error", description="error quarantines; warn is recorded only")
 
     @property
     def name(self) -> str:
@@ -73,7 +74,10 @@ class ValidationResult(BaseModel):
     row_count: int
     evaluated: int = Field(description="expectations that ran")
     skipped: list[str] = Field(default_factory=list, description="not run: their column is missing")
-    failed: list[FailedExpectation] = Field(default_factory=list)
+    failed: list[FailedExpectation] = Field(default_factory=list, description="severity error: quarantine")
+    warnings: list[FailedExpectation] = Field(
+        default_factory=list, description="severity warn: recorded, the batch goes on"
+    )
 
     @property
     def reason(self) -> str | None:
@@ -108,6 +112,8 @@ def validate(spec: DomainSpec, frame: pd.DataFrame) -> ValidationResult:
         evaluated += len(results)
         failed += [_failure(r) for r in results if not r.success]
     skipped = [_name(e) for e in skipped]
+    warnings = [f for f in failed if f.severity == "warn"]
+    failed = [f for f in failed if f.severity == "error"]
 
     result = ValidationResult(
         suite=suite.name,
@@ -116,14 +122,16 @@ def validate(spec: DomainSpec, frame: pd.DataFrame) -> ValidationResult:
         evaluated=evaluated,
         skipped=skipped,
         failed=failed,
+        warnings=warnings,
     )
     log.info(
-        "validation domain=%s suite=%s rows=%d evaluated=%d failed=%d",
+        "validation domain=%s suite=%s rows=%d evaluated=%d failed=%d warnings=%d",
         spec.name,
         suite.name,
         result.row_count,
         evaluated,
         len(failed),
+        len(warnings),
     )
     return result
 
@@ -189,6 +197,7 @@ def _failure(result) -> FailedExpectation:
         rows=_sample(rows),
         details=json_safe(details) if details else None,
         error=exception.splitlines()[0][:200] if exception else None,
+        severity=config.meta.get("severity", "error"),
     )
 
 
@@ -282,7 +291,8 @@ def _numbers(pd, values):
 def conform(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """A validated batch in the declared types and the spec's column order (what training reads).
 
-    int -> int64 (Int64 when nullable), float -> float64, bool -> bool (boolean when nullable),
+    int -> int64 (Int64 when nullable, or when a tolerated check let a null or bad value through),
+    float -> float64, bool -> bool (boolean likewise),
     category -> category with the allowed values as categories, string -> object,
     datetime -> datetime64[ns, UTC]. An unlabelled batch comes out without the target.
     """
@@ -296,21 +306,30 @@ def conform(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
         if column.name not in typed.columns:
             raise ValueError(f"column '{column.name}' is missing; conform only frames that passed validate()")
         values = typed[column.name]
-        if not column.nullable and values.isna().any():
+        nulls = bool(values.isna().any())
+        if nulls and not column.nullable and _strict(column):
             raise ValueError(
                 f"column '{column.name}' has null or unparseable values; conform only frames that passed validate()"
             )
-        columns[column.name] = _cast(pd, column, values)
+        columns[column.name] = _cast(pd, column, values, nullable=column.nullable or nulls)
     return pd.DataFrame(columns, index=frame.index).reset_index(drop=True)
 
 
-def _cast(pd, column, values):
+def _strict(column) -> bool:
+    """No null can pass the contract: its type and not-null checks quarantine on the first fault.
+    Otherwise (a `warn` or a `mostly` below 1) a bad value passes and becomes a null here."""
+    return all(
+        column.check(name).severity == "error" and column.check(name).mostly == 1 for name in ("type", "not_null")
+    )
+
+
+def _cast(pd, column, values, nullable: bool):
     if column.type == "int":
-        return values.astype("Int64" if column.nullable else "int64")
+        return values.astype("Int64" if nullable else "int64")
     if column.type == "float":
         return values.astype("float64")
     if column.type == "bool":
-        return values.astype("boolean" if column.nullable else "bool")
+        return values.astype("boolean" if nullable else "bool")
     if column.type == "datetime":
         return values.astype("datetime64[ns, UTC]")
     if column.type == "category":

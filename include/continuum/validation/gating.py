@@ -71,13 +71,14 @@ def gate(spec: DomainSpec, batch_id: str) -> dict[str, Any]:
             storage.move(raw_key, quarantined_raw)
     storage.put_json(keys.validation_report(batch_id), _report(spec, manifest, result, reason, when, outcome))
     log.info(
-        "gate domain=%s batch=%s success=%s quarantined=%s rows=%s failed=%d",
+        "gate domain=%s batch=%s success=%s quarantined=%s rows=%s failed=%d warnings=%d",
         spec.name,
         batch_id,
         outcome["success"],
         outcome["quarantined"],
         outcome["row_count"],
         len(outcome["failed"]),
+        len(outcome["warnings"]),
     )
     return outcome
 
@@ -109,6 +110,7 @@ def _outcome(
         "success": success,
         "quarantined": not success,
         "failed": [f.name for f in result.failed] if result else [],
+        "warnings": [f.name for f in result.warnings] if result else [],
         "report_key": report_key,
         "validated_key": validated_key,
         "row_count": result.row_count if result else 0,
@@ -137,5 +139,6 @@ def _report(
         "evaluated": result.evaluated if result else 0,
         "skipped": result.skipped if result else [],
         "failed": [{**f.model_dump(), "summary": f.describe()} for f in result.failed] if result else [],
+        "warnings": [{**f.model_dump(), "summary": f.describe()} for f in result.warnings] if result else [],
         "outcome": outcome,
     }

@@ -12,6 +12,11 @@ numbers, so each expectation carries `meta["view"]`:
            expectations), so a type fault is reported once, by its regex.
 
 `checks.validate` runs each part on its own view of the same batch.
+
+Each expectation also carries `meta["check"]` and `meta["severity"]` from the spec
+(`checks:` on a column or on `data`): an `error` failure quarantines the batch, a
+`warn` failure is recorded and the batch goes on. A `mostly` below 1 becomes GX's own
+`mostly` argument: the share of rows that must pass.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import great_expectations as gx
 
-    from continuum.specs import Column, DomainSpec
+    from continuum.specs import Check, Column, DomainSpec
 
 TEXT, TYPED = "text", "typed"
 
@@ -61,20 +66,37 @@ def build_suite(spec: DomainSpec, labelled: bool = True) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name=f"{spec.name}_contract{suffix}", expectations=expectations)
 
 
+def _how(view: str, check: Check) -> dict[str, Any]:
+    """The keyword arguments that carry a check's view, severity and tolerance."""
+    tolerance = {"mostly": check.mostly} if check.mostly < 1 else {}
+    return {"meta": {"view": view, "check": check.name, "severity": check.severity}, **tolerance}
+
+
 def _contract(gx, spec: DomainSpec, labelled: bool = True) -> list[Any]:
     e = gx.expectations
     data = spec.data
     columns = [c for c in data.columns if labelled or c.name != data.target]
     names = [c.name for c in columns]
-    found = [e.ExpectTableColumnsToMatchSet(column_set=names, exact_match=True, meta={"view": TEXT})]
+    schema = data.check("schema")
+    found = [
+        e.ExpectTableColumnsToMatchSet(
+            column_set=names, exact_match=True, meta={"view": TEXT, "check": "schema", "severity": schema.severity}
+        )
+    ]
+    # A missing declared column always quarantines: nothing downstream can do without it.
+    exists = {"meta": {"view": TEXT, "check": "schema", "severity": "error"}}
     for column in columns:
-        found += [e.ExpectColumnToExist(column=column.name, meta={"view": TEXT}), *_column(e, column)]
+        found += [e.ExpectColumnToExist(column=column.name, **exists), *_column(e, column)]
     if data.id_column:
-        found.append(e.ExpectColumnValuesToBeUnique(column=data.id_column, meta={"view": TEXT}))
+        found.append(
+            e.ExpectColumnValuesToBeUnique(column=data.id_column, **_how(TEXT, data.column(data.id_column).check("unique")))
+        )
     if len(names) > 1:  # duplicated rows, whether or not an id column would also catch them
         # ignore_row_if="never": the default drops all-null rows first, a full-frame pass per metric.
         found.append(
-            e.ExpectCompoundColumnsToBeUnique(column_list=names, ignore_row_if="never", meta={"view": TEXT})
+            e.ExpectCompoundColumnsToBeUnique(
+                column_list=names, ignore_row_if="never", **_how(TEXT, data.check("duplicated_rows"))
+            )
         )
     return found
 
@@ -84,15 +106,15 @@ def _column(e, column: Column) -> list[Any]:
     if column.type in TYPE_PATTERNS:
         found.append(
             e.ExpectColumnValuesToMatchRegex(
-                column=column.name, regex=TYPE_PATTERNS[column.type], meta={"view": TEXT}
+                column=column.name, regex=TYPE_PATTERNS[column.type], **_how(TEXT, column.check("type"))
             )
         )
     if not column.nullable:
-        found.append(e.ExpectColumnValuesToNotBeNull(column=column.name, meta={"view": TEXT}))
+        found.append(e.ExpectColumnValuesToNotBeNull(column=column.name, **_how(TEXT, column.check("not_null"))))
     if column.min is not None or column.max is not None:
         found.append(
             e.ExpectColumnValuesToBeBetween(
-                column=column.name, min_value=column.min, max_value=column.max, meta={"view": TYPED}
+                column=column.name, min_value=column.min, max_value=column.max, **_how(TYPED, column.check("range"))
             )
         )
     if column.allowed is not None:
@@ -100,7 +122,7 @@ def _column(e, column: Column) -> list[Any]:
         values = [str(v) for v in column.allowed] if textual else list(column.allowed)
         found.append(
             e.ExpectColumnValuesToBeInSet(
-                column=column.name, value_set=values, meta={"view": TEXT if textual else TYPED}
+                column=column.name, value_set=values, **_how(TEXT if textual else TYPED, column.check("allowed"))
             )
         )
     return found
@@ -126,8 +148,11 @@ def _extras(gx, spec: DomainSpec) -> list[Any]:
         kwargs = entry.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             raise SuiteError(f"{where}: 'kwargs' of '{name}' must be a mapping of argument names to values")
+        severity = entry.get("severity", "error")
+        if severity not in ("error", "warn"):
+            raise SuiteError(f"{where}: severity '{severity}' must be error or warn")
         try:
-            found.append(cls(**kwargs, meta={"view": TYPED, "source": "spec"}))
+            found.append(cls(**kwargs, meta={"view": TYPED, "source": "spec", "check": name, "severity": severity}))
         except (ValidationError, TypeError) as exc:
             problems = (
                 "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
