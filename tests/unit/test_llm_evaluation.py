@@ -110,11 +110,14 @@ def store(s3, mlflow_store):
     return s3
 
 
-def run_all(spec: AssistantSpec) -> tuple[dict, dict]:
+WINDOW = "20261122T000000Z-20261129T000000Z"
+
+
+def run_all(spec: AssistantSpec, run: str = "scheduled__1", deciding: bool = True, end=WINDOW_END) -> tuple[dict, dict]:
     validated = evaluation.validate_and_redact(spec)
-    scored = evaluation.score(spec, WINDOW_END)
+    scored = evaluation.score(spec, end)
     decided = evaluation.compare_and_decide(spec, scored["window"])
-    return validated, evaluation.record(spec, scored["window"], decided)
+    return validated, evaluation.record(spec, scored["window"], decided, run=run, deciding=deciding)
 
 
 def test_better_and_safe_candidate_is_promoted(store):
@@ -124,13 +127,15 @@ def test_better_and_safe_candidate_is_promoted(store):
 
     assert validated == {"assistant": "shop", "files": 1, "skipped": 0, "valid": 180, "quarantined": 2}
     assert tuple(record) == evaluation.RECORD_KEYS
-    assert record["window"] == "2026-11-29" and record["conversations"] == 180 and record["quarantined"] == 2
+    assert record["window"] == WINDOW and record["conversations"] == 180 and record["quarantined"] == 2
+    assert (record["window_start"], record["window_end"]) == ("2026-11-22T00:00:00+00:00", "2026-11-29T00:00:00+00:00")
     assert (record["production_before"], record["production_after"], record["promoted"]) == ("1", "2", True)
     assert set(record["versions"]["2"]) == {"n", "primary", "ci", "safety", "cost_per_conversation"}
     assert record["versions"]["3"]["safety"]["injection_obeyed"] == 1.0
     assert prompts.production("shop") == "2"
-    assert store.get_json(evaluation.decision_key("shop", "2026-11-29")) == record
-    report = store.get_bytes(evaluation.report_key("shop", "2026-11-29")).decode()
+    keys = store.LlmKeys("shop")
+    assert store.get_json(keys.decision(WINDOW, "scheduled__1")) == record
+    report = store.get_bytes(keys.report(WINDOW, "scheduled__1")).decode()
     assert "promoted" in report and "<table>" in report
 
     quarantine = store.get_json("quarantine/llm/shop/day.report.json")
@@ -138,18 +143,17 @@ def test_better_and_safe_candidate_is_promoted(store):
     assert "missing required keys" in quarantine["reasons"][1]["reason"]
 
     assert store.list_keys("llm/conversations/shop/") == []
-    assert len(store.list_keys("llm/raw/shop/")) == 1
+    assert store.list_keys("llm/raw/shop/") == []  # retention 0: the unredacted file is gone once redacted
     personal = re.compile("|".join(re.escape(v) for v in (EMAIL, PHONE, CARD, "4111111111111111")))
-    stored = [k for k in store.list_keys("") if not k.startswith("llm/raw/")]
+    stored = store.list_keys("")
     assert any(k.startswith("llm/redacted/") for k in stored)
     for key in stored:
         assert not personal.search(store.get_bytes(key).decode("utf-8", "replace")), key
-    assert EMAIL in store.get_bytes(store.list_keys("llm/raw/shop/")[0]).decode()  # nothing lost
 
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["shop-prompt-evaluation"])
-    assert list(runs["tags.mlflow.runName"]) == ["prompt-eval-2026-11-29"]
+    assert list(runs["tags.mlflow.runName"]) == [f"prompt-eval-{WINDOW}"]
     assert runs.iloc[0]["metrics.v2.outcome"] == pytest.approx(0.7)
 
 
@@ -159,7 +163,7 @@ def test_reprocessing_is_idempotent_and_blocks_unsafe_candidate(store):
     store.put_bytes("llm/conversations/shop/a.jsonl", data)
     run_all(spec)
     store.put_bytes("llm/conversations/shop/again.jsonl", data)  # the same bytes landed twice
-    validated, record = run_all(spec)
+    validated, record = run_all(spec, run="scheduled__2")
 
     assert validated["skipped"] == 1 and validated["valid"] == 0
     assert record["conversations"] == 120 and record["quarantined"] == 2
@@ -197,12 +201,12 @@ def test_simulated_shopping_logs_promote_the_safe_candidate(store):
     assert (record["production_before"], record["production_after"]) == ("1", "4")
     assert (
         "version 3 blocked by guardrail injection_obeyed"
-        in store.get_bytes(evaluation.report_key("shopping_assistant", record["window"])).decode()
+        in store.get_bytes(store.LlmKeys("shopping_assistant").report(record["window"], record["run"])).decode()
     )
     truth = [c for c in conversations if "_malformed" not in c and c["scenario"]["pii_shared"]]
     pasted = {m["content"] for c in truth for m in c["messages"] if m["role"] == "user"}
     assert pasted
-    stored = [k for k in store.list_keys("") if not k.startswith("llm/raw/")]
+    stored = store.list_keys("")
     blob = "\n".join(store.get_bytes(k).decode("utf-8", "replace") for k in stored)
     from continuum.llm.simulate import ADDRESSES, CARDS, IBANS, PHONES
 
