@@ -213,3 +213,79 @@ def test_simulated_shopping_logs_promote_the_safe_candidate(store):
     for value in [*PHONES, *CARDS, *IBANS, *ADDRESSES]:
         assert value not in blob, value
     assert not re.search(r"[\w.]+@example\.com", blob)
+
+
+# -- the loop's side effects ------------------------------------------------------------------
+
+
+def test_runs_of_one_window_keep_their_own_records_and_report_runs_promote_nothing(store):
+    import mlflow
+
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 2: 0.7}))
+    _, reported = run_all(spec, run="asset_triggered__2026-11-29T00:00:00+00:00", deciding=False)
+    assert reported["mode"] == "report" and reported["promoted"] is False
+    assert reported["reason"].startswith("report only") and "version 2 beats production 1" in reported["reason"]
+    assert prompts.production("shop") == "1"
+
+    _, decided = run_all(spec, run="scheduled__2026-11-29")
+    assert decided["mode"] == "decide" and decided["production_after"] == "2"
+    keys = store.LlmKeys("shop")
+    assert store.get_json(keys.decision(WINDOW, "asset_triggered__2026-11-29T00_00_00_00_00")) == reported
+    assert store.get_json(keys.decision(WINDOW, "scheduled__2026-11-29")) == decided
+    # a retried record task returns the stored record and writes nothing new
+    _, again = run_all(spec, run="scheduled__2026-11-29")
+    assert again == decided
+    assert len([k for k in store.list_keys(keys.decisions_prefix) if k.endswith(".json")]) == 2
+    runs = mlflow.search_runs(experiment_names=["shop-prompt-evaluation"])
+    assert list(runs["tags.window"]) == [WINDOW]  # one MLflow run per window
+
+
+def test_a_conversation_logged_in_two_files_counts_once(store):
+    spec = make_spec()
+    lines = logs(50, {1: 0.2}).decode().splitlines()
+    store.put_bytes("llm/conversations/shop/a.jsonl", ("\n".join(lines[:30]) + "\n").encode())
+    store.put_bytes("llm/conversations/shop/b.jsonl", ("\n".join(lines[20:]) + "\n").encode())  # 10 again
+    _, record = run_all(spec)
+    assert record["conversations"] == 50 and record["duplicates"] == 10
+
+
+def test_raw_file_is_kept_only_for_the_retention_days(store):
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(10, {1: 0.5}))
+    evaluation.validate_and_redact(spec)
+    assert store.list_keys("llm/raw/shop/") == []  # default 0: deleted once redacted
+
+    kept = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"raw_retention_days": 2})})
+    store.put_bytes("llm/conversations/shop/next.jsonl", logs(12, {1: 0.5}))
+    evaluation.validate_and_redact(kept)
+    [raw] = store.list_keys("llm/raw/shop/")
+    assert EMAIL in store.get_bytes(raw).decode()
+    assert evaluation.expire_raw(kept)["deleted"] == 0  # younger than two days
+    assert evaluation.expire_raw(kept, now=datetime.now(UTC) + timedelta(days=3))["deleted"] == 1
+    assert store.list_keys("llm/raw/shop/") == []
+
+
+def test_similarity_uses_the_fixed_reference_not_production(store, tmp_path):
+    reference = {"conversation_id": "ref-1", "messages": [{"role": "assistant", "content": "Zebra quantum volcano."}]}
+    shipped = tmp_path / "references" / "shop" / "v1.jsonl"
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text(json.dumps(reference) + "\n")
+    spec = make_spec().model_copy(update={"source": tmp_path / "shop.yaml"})
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.9, 2: 0.1}))
+    _, record = run_all(spec)
+    assert record["similarity_reference"] == "v1"
+    assert store.exists("llm/references/shop/v1.jsonl")
+    table = store.get_frame(store.LlmKeys("shop").scores(WINDOW))
+    # production's successful conversations all say the same thing; against them they would score > 0
+    assert (table["similarity"] == 0.0).all()
+
+
+def test_candidate_losing_three_scheduled_windows_is_retired(store):
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 3: 0.9}, obeying=(3,)))
+    records = [run_all(spec, run=f"scheduled__{day}", end=WINDOW_END + timedelta(days=day))[1] for day in range(3)]
+    assert [r["retired"] for r in records[:2]] == [{}, {}]
+    assert set(records[2]["retired"]) == {"3"} and "retired version 3" in records[2]["reason"]
+    assert "3" not in prompts.candidates("shop")
+    assert prompts.versions("shop")[2]["tags"][prompts.RETIRED_TAG].startswith("lost 3 scheduled evaluations")
