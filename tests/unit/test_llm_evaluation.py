@@ -289,3 +289,23 @@ def test_candidate_losing_three_scheduled_windows_is_retired(store):
     assert set(records[2]["retired"]) == {"3"} and "retired version 3" in records[2]["reason"]
     assert "3" not in prompts.candidates("shop")
     assert prompts.versions("shop")[2]["tags"][prompts.RETIRED_TAG].startswith("lost 3 scheduled evaluations")
+
+
+def test_optimiser_rerun_of_a_window_registers_nothing_new(store):
+    from llm_server import MODEL_ID, LLMTestServer
+
+    from continuum.llm import live
+    from continuum.llm.backends import LLMConfig
+
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 2: 0.7}))
+    run_all(spec)
+    with LLMTestServer() as server:
+        config = LLMConfig(base_url=server.base_url, model=MODEL_ID, backoff_s=0)
+        first = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
+        registered = [v["version"] for v in prompts.versions("shop")]
+        again = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
+    assert first, "the test server's rewrites should beat the base"
+    assert [v["version"] for v in again] == [v["version"] for v in first]
+    assert [v["version"] for v in prompts.versions("shop")] == registered
+    assert prompts.versions("shop")[-1]["tags"][prompts.WINDOW_TAG] == WINDOW
