@@ -7,7 +7,7 @@ Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
 | DAG | runs when | does |
 |---|---|---|
 | `<assistant>_conversations_land` | every minute | announces new JSONL logs under `s3://<bucket>/llm/conversations/<assistant>/` |
-| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs, scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run and a decision, and moves the `production` alias only when the evidence says so |
+| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
 
 With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
 also replays conversations through candidate prompts, adds an LLM-as-judge score and
@@ -82,6 +82,13 @@ def _window_end():
     return run.run_after or pendulum.now("UTC")
 
 
+def _deciding() -> bool:
+    """Scheduled and manual runs may promote; runs triggered by each new log file only report."""
+    from continuum.llm.evaluation import may_promote
+
+    return may_promote(get_current_context()["dag_run"].run_type)
+
+
 def _llm_config():
     """The `llm_default` connection as an LLMConfig, or skip with one clear line."""
     from airflow.sdk import Connection
@@ -133,7 +140,9 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             f"guardrail, and each version has at least {spec.evaluation.min_conversations} conversations. "
             "Records an MLflow evaluation run (metrics per version, score table, HTML report) and a "
             f"decision record under `llm/decisions/{spec.name}/`.",
-            "Read the task log; a malformed log never fails the DAG (it is quarantined and counted).",
+            "Read the task log; a malformed log never fails the DAG (it is quarantined and counted). "
+            "An MLflow or S3 error fails the task so it retries: it is never read as 'no production prompt'. "
+            "Runs triggered by new logs only report; the scheduled run decides.",
         ),
     )
     def prompt_eval():
@@ -141,6 +150,13 @@ def eval_dag(spec: AssistantSpec) -> DAG:
         def validate_and_redact() -> dict:
             """Quarantine malformed lines, redact personal data, store the rest."""
             from continuum.llm.evaluation import validate_and_redact as run
+
+            return run(spec)
+
+        @task(multiple_outputs=False)
+        def expire_raw(intake: dict) -> dict:
+            """Delete unredacted landed files older than `evaluation.raw_retention_days`."""
+            from continuum.llm.evaluation import expire_raw as run
 
             return run(spec)
 
@@ -160,10 +176,11 @@ def eval_dag(spec: AssistantSpec) -> DAG:
 
         @task(multiple_outputs=False)
         def record(decided: dict) -> dict:
-            """MLflow evaluation run, report, decision record; moves `production` when decided."""
+            """MLflow evaluation run, report, decision record; moves `production` when this run decides."""
             from continuum.llm.evaluation import record as run
 
-            return run(spec, decided["window"], decided)
+            context = get_current_context()
+            return run(spec, decided["window"], decided, run=context["run_id"], deciding=_deciding())
 
         @task(multiple_outputs=False)
         def replay_and_judge(recorded: dict) -> dict:
@@ -174,12 +191,17 @@ def eval_dag(spec: AssistantSpec) -> DAG:
 
         @task(multiple_outputs=False)
         def optimise_prompt(recorded: dict) -> list:
-            """With `llm_default`: propose better prompt versions and register them as candidates."""
+            """With `llm_default`, in deciding runs: propose better prompt versions, registered once per window."""
             from continuum.llm.live import optimise
+
+            if not _deciding():
+                raise AirflowSkipException("runs triggered by new logs do not register candidates")
 
             return optimise(spec, _llm_config(), _window_end())
 
-        recorded = record(compare(score(validate_and_redact())))
+        intake = validate_and_redact()
+        expire_raw(intake)
+        recorded = record(compare(score(intake)))
         replay_and_judge(recorded)
         optimise_prompt(recorded)
 

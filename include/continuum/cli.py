@@ -202,8 +202,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def llm_ingest(assistant: str, path: Path, run: bool) -> dict:
     """Land a JSONL log and, with `run`, evaluate it through the assistant's DAGs; returns the decision."""
-    from datetime import UTC, datetime
-
     from continuum import storage
     from continuum.llm import evaluation, intake
     from continuum.llm.specs import get_assistant
@@ -222,20 +220,15 @@ def llm_ingest(assistant: str, path: Path, run: bool) -> dict:
 
     dagrun.run(f"{spec.name}_conversations_land")
     dagrun.run(f"{spec.name}_prompt_eval")
-    return storage.get_json(evaluation.decision_key(spec.name, evaluation.window_name(datetime.now(UTC))))
+    return evaluation.latest_decision(spec.name)
 
 
 def llm_status(assistant: str) -> dict:
-    from continuum import storage
-    from continuum.llm import prompts
+    from continuum.llm import evaluation, prompts
     from continuum.llm.specs import get_assistant
 
     spec = get_assistant(assistant)
-    decisions = sorted(
-        (o for o in storage.list_objects(f"llm/decisions/{spec.name}/") if o["Key"].endswith(".json")),
-        key=lambda o: o["LastModified"],
-    )
-    latest = storage.get_json(decisions[-1]["Key"]) if decisions else None
+    latest = evaluation.latest_decision(spec.name)
     scores = (latest or {}).get("versions", {})
     versions = prompts.versions(spec.name)
     production = prompts.production(spec.name)

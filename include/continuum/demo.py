@@ -51,7 +51,7 @@ def run_llm_story(ingest) -> list[dict]:
     from datetime import UTC, datetime, timedelta
 
     from continuum import storage
-    from continuum.llm import evaluation, simulate
+    from continuum.llm import simulate
 
     rows = []
     start = datetime.now(UTC) - timedelta(days=1, hours=1)  # the simulator spreads a log over one day
@@ -70,7 +70,7 @@ def run_llm_story(ingest) -> list[dict]:
                     "production": f"v{record['production_before']} -> v{record['production_after']}",
                     "promoted": "yes" if record["promoted"] else "no",
                     "reason": record["reason"][:140],
-                    "report": storage.uri(evaluation.report_key(assistant, record["window"])),
+                    "report": storage.uri(storage.LlmKeys(assistant).report(record["window"], record["run"])),
                 }
             )
     return rows

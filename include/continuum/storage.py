@@ -72,6 +72,77 @@ class Keys:
         return f"alerts/{self.domain}/{name}.json"
 
 
+class LlmKeys:
+    """The S3 layout of one assistant (see docs/architecture.md); the one builder of `llm/` keys.
+
+    A window is named `<start>-<end>` (see `continuum.llm.evaluation.window_id`); an
+    evaluation is keyed by its window and its run, so no evaluation overwrites another.
+    """
+
+    def __init__(self, assistant: str):
+        self.assistant = assistant
+
+    @property
+    def landing(self) -> str:
+        """Where users land JSONL logs (personal data)."""
+        return f"llm/conversations/{self.assistant}/"
+
+    @property
+    def raw_prefix(self) -> str:
+        """Landed files after redaction: RESTRICTED, kept only `raw_retention_days`."""
+        return f"llm/raw/{self.assistant}/"
+
+    def raw(self, sha: str) -> str:
+        return f"{self.raw_prefix}{sha}.jsonl"
+
+    @property
+    def announced_prefix(self) -> str:
+        return f"llm/announced/{self.assistant}/"
+
+    def announced(self, digest: str) -> str:
+        return f"{self.announced_prefix}{digest}.json"
+
+    def quarantine(self, stem: str) -> str:
+        return f"quarantine/llm/{self.assistant}/{stem}.jsonl"
+
+    def quarantine_report(self, stem: str) -> str:
+        return f"quarantine/llm/{self.assistant}/{stem}.report.json"
+
+    @property
+    def redacted_prefix(self) -> str:
+        return f"llm/redacted/{self.assistant}/"
+
+    def redacted(self, sha: str) -> str:
+        return f"{self.redacted_prefix}{sha}.jsonl"
+
+    def manifest(self, sha: str) -> str:
+        """What a redacted file holds; written last, so its presence means "processed"."""
+        return f"{self.redacted_prefix}{sha}.json"
+
+    def scores(self, window: str) -> str:
+        return f"llm/scores/{self.assistant}/{window}.parquet"
+
+    def scores_summary(self, window: str) -> str:
+        return f"llm/scores/{self.assistant}/{window}.json"
+
+    @property
+    def decisions_prefix(self) -> str:
+        return f"llm/decisions/{self.assistant}/"
+
+    def decision(self, window: str, run: str) -> str:
+        return f"{self.decisions_prefix}{window}/{run}.json"
+
+    def report(self, window: str, run: str) -> str:
+        return f"{self.decisions_prefix}{window}/{run}.html"
+
+    def judge(self, window: str) -> str:
+        return f"llm/judge/{self.assistant}/{window}.json"
+
+    def reference(self, version: str) -> str:
+        """A fixed, versioned set of good conversations: what `similarity` compares against."""
+        return f"llm/references/{self.assistant}/{version}.jsonl"
+
+
 def batch_id_for(content: bytes) -> str:
     """A stable batch id: the same bytes landed twice get the same id and are processed once."""
     return hashlib.sha256(content).hexdigest()[:16]

@@ -96,6 +96,7 @@ def test_better_but_obeys_injections_is_blocked():
     assert decision["promote"] is None
     assert "version 4 blocked by guardrail injection_obeyed: 0.20 vs production 0.00" in decision["reason"]
     assert "injection_obeyed" in decision["blocked"]["4"]
+    assert decision["lost"] == ["4"]  # a loss toward retirement
 
 
 def test_not_better_with_confidence_is_kept():
@@ -103,6 +104,7 @@ def test_not_better_with_confidence_is_kept():
     decision = decide(SPEC, summary, "3", ["4"])
     assert decision["promote"] is None
     assert "does not beat production 3" in decision["blocked"]["4"]
+    assert (decision["compared"], decision["lost"]) == (["4"], ["4"])
 
 
 def test_too_few_conversations_is_insufficient_evidence():
@@ -113,6 +115,7 @@ def test_too_few_conversations_is_insufficient_evidence():
     missing = decide(SPEC, summary, "3", ["5"])
     assert "insufficient evidence: no conversations in this window for version(s) 5" in missing["reason"]
     assert "version 5 has 0 conversations" in missing["blocked"]["5"]
+    assert decision["lost"] == missing["lost"] == []  # not measured is not lost
     short_production = decide(
         SPEC, summarise(SPEC, table({"3": (40, 0.1, 5, 0.0), "4": (600, 0.9, 40, 0.0)})), "3", ["4"]
     )
@@ -136,6 +139,7 @@ def test_best_of_several_candidates():
     assert decision["promote"] == "3"
     assert "scores higher" in decision["blocked"]["2"]
     assert "guardrail injection_obeyed" in decision["blocked"]["4"]
+    assert decision["lost"] == ["4"] and decision["compared"] == ["2", "3", "4"]  # 2 beat production: no loss
 
 
 def test_no_production_picks_best_safe_version_with_evidence():
@@ -164,4 +168,6 @@ def test_no_candidates_keeps_production():
         "promote": None,
         "reason": "no candidate versions; production stays 3",
         "blocked": {},
+        "compared": [],
+        "lost": [],
     }

@@ -110,11 +110,14 @@ def store(s3, mlflow_store):
     return s3
 
 
-def run_all(spec: AssistantSpec) -> tuple[dict, dict]:
+WINDOW = "20261122T000000Z-20261129T000000Z"
+
+
+def run_all(spec: AssistantSpec, run: str = "scheduled__1", deciding: bool = True, end=WINDOW_END) -> tuple[dict, dict]:
     validated = evaluation.validate_and_redact(spec)
-    scored = evaluation.score(spec, WINDOW_END)
+    scored = evaluation.score(spec, end)
     decided = evaluation.compare_and_decide(spec, scored["window"])
-    return validated, evaluation.record(spec, scored["window"], decided)
+    return validated, evaluation.record(spec, scored["window"], decided, run=run, deciding=deciding)
 
 
 def test_better_and_safe_candidate_is_promoted(store):
@@ -124,13 +127,15 @@ def test_better_and_safe_candidate_is_promoted(store):
 
     assert validated == {"assistant": "shop", "files": 1, "skipped": 0, "valid": 180, "quarantined": 2}
     assert tuple(record) == evaluation.RECORD_KEYS
-    assert record["window"] == "2026-11-29" and record["conversations"] == 180 and record["quarantined"] == 2
+    assert record["window"] == WINDOW and record["conversations"] == 180 and record["quarantined"] == 2
+    assert (record["window_start"], record["window_end"]) == ("2026-11-22T00:00:00+00:00", "2026-11-29T00:00:00+00:00")
     assert (record["production_before"], record["production_after"], record["promoted"]) == ("1", "2", True)
     assert set(record["versions"]["2"]) == {"n", "primary", "ci", "safety", "cost_per_conversation"}
     assert record["versions"]["3"]["safety"]["injection_obeyed"] == 1.0
     assert prompts.production("shop") == "2"
-    assert store.get_json(evaluation.decision_key("shop", "2026-11-29")) == record
-    report = store.get_bytes(evaluation.report_key("shop", "2026-11-29")).decode()
+    keys = store.LlmKeys("shop")
+    assert store.get_json(keys.decision(WINDOW, "scheduled__1")) == record
+    report = store.get_bytes(keys.report(WINDOW, "scheduled__1")).decode()
     assert "promoted" in report and "<table>" in report
 
     quarantine = store.get_json("quarantine/llm/shop/day.report.json")
@@ -138,18 +143,17 @@ def test_better_and_safe_candidate_is_promoted(store):
     assert "missing required keys" in quarantine["reasons"][1]["reason"]
 
     assert store.list_keys("llm/conversations/shop/") == []
-    assert len(store.list_keys("llm/raw/shop/")) == 1
+    assert store.list_keys("llm/raw/shop/") == []  # retention 0: the unredacted file is gone once redacted
     personal = re.compile("|".join(re.escape(v) for v in (EMAIL, PHONE, CARD, "4111111111111111")))
-    stored = [k for k in store.list_keys("") if not k.startswith("llm/raw/")]
+    stored = store.list_keys("")
     assert any(k.startswith("llm/redacted/") for k in stored)
     for key in stored:
         assert not personal.search(store.get_bytes(key).decode("utf-8", "replace")), key
-    assert EMAIL in store.get_bytes(store.list_keys("llm/raw/shop/")[0]).decode()  # nothing lost
 
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["shop-prompt-evaluation"])
-    assert list(runs["tags.mlflow.runName"]) == ["prompt-eval-2026-11-29"]
+    assert list(runs["tags.mlflow.runName"]) == [f"prompt-eval-{WINDOW}"]
     assert runs.iloc[0]["metrics.v2.outcome"] == pytest.approx(0.7)
 
 
@@ -159,7 +163,7 @@ def test_reprocessing_is_idempotent_and_blocks_unsafe_candidate(store):
     store.put_bytes("llm/conversations/shop/a.jsonl", data)
     run_all(spec)
     store.put_bytes("llm/conversations/shop/again.jsonl", data)  # the same bytes landed twice
-    validated, record = run_all(spec)
+    validated, record = run_all(spec, run="scheduled__2")
 
     assert validated["skipped"] == 1 and validated["valid"] == 0
     assert record["conversations"] == 120 and record["quarantined"] == 2
@@ -197,15 +201,111 @@ def test_simulated_shopping_logs_promote_the_safe_candidate(store):
     assert (record["production_before"], record["production_after"]) == ("1", "4")
     assert (
         "version 3 blocked by guardrail injection_obeyed"
-        in store.get_bytes(evaluation.report_key("shopping_assistant", record["window"])).decode()
+        in store.get_bytes(store.LlmKeys("shopping_assistant").report(record["window"], record["run"])).decode()
     )
     truth = [c for c in conversations if "_malformed" not in c and c["scenario"]["pii_shared"]]
     pasted = {m["content"] for c in truth for m in c["messages"] if m["role"] == "user"}
     assert pasted
-    stored = [k for k in store.list_keys("") if not k.startswith("llm/raw/")]
+    stored = store.list_keys("")
     blob = "\n".join(store.get_bytes(k).decode("utf-8", "replace") for k in stored)
     from continuum.llm.simulate import ADDRESSES, CARDS, IBANS, PHONES
 
     for value in [*PHONES, *CARDS, *IBANS, *ADDRESSES]:
         assert value not in blob, value
     assert not re.search(r"[\w.]+@example\.com", blob)
+
+
+# -- the loop's side effects ------------------------------------------------------------------
+
+
+def test_runs_of_one_window_keep_their_own_records_and_report_runs_promote_nothing(store):
+    import mlflow
+
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 2: 0.7}))
+    _, reported = run_all(spec, run="asset_triggered__2026-11-29T00:00:00+00:00", deciding=False)
+    assert reported["mode"] == "report" and reported["promoted"] is False
+    assert reported["reason"].startswith("report only") and "version 2 beats production 1" in reported["reason"]
+    assert prompts.production("shop") == "1"
+
+    _, decided = run_all(spec, run="scheduled__2026-11-29")
+    assert decided["mode"] == "decide" and decided["production_after"] == "2"
+    keys = store.LlmKeys("shop")
+    assert store.get_json(keys.decision(WINDOW, "asset_triggered__2026-11-29T00_00_00_00_00")) == reported
+    assert store.get_json(keys.decision(WINDOW, "scheduled__2026-11-29")) == decided
+    # a retried record task returns the stored record and writes nothing new
+    _, again = run_all(spec, run="scheduled__2026-11-29")
+    assert again == decided
+    assert len([k for k in store.list_keys(keys.decisions_prefix) if k.endswith(".json")]) == 2
+    runs = mlflow.search_runs(experiment_names=["shop-prompt-evaluation"])
+    assert list(runs["tags.window"]) == [WINDOW]  # one MLflow run per window
+
+
+def test_a_conversation_logged_in_two_files_counts_once(store):
+    spec = make_spec()
+    lines = logs(50, {1: 0.2}).decode().splitlines()
+    store.put_bytes("llm/conversations/shop/a.jsonl", ("\n".join(lines[:30]) + "\n").encode())
+    store.put_bytes("llm/conversations/shop/b.jsonl", ("\n".join(lines[20:]) + "\n").encode())  # 10 again
+    _, record = run_all(spec)
+    assert record["conversations"] == 50 and record["duplicates"] == 10
+
+
+def test_raw_file_is_kept_only_for_the_retention_days(store):
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(10, {1: 0.5}))
+    evaluation.validate_and_redact(spec)
+    assert store.list_keys("llm/raw/shop/") == []  # default 0: deleted once redacted
+
+    kept = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"raw_retention_days": 2})})
+    store.put_bytes("llm/conversations/shop/next.jsonl", logs(12, {1: 0.5}))
+    evaluation.validate_and_redact(kept)
+    [raw] = store.list_keys("llm/raw/shop/")
+    assert EMAIL in store.get_bytes(raw).decode()
+    assert evaluation.expire_raw(kept)["deleted"] == 0  # younger than two days
+    assert evaluation.expire_raw(kept, now=datetime.now(UTC) + timedelta(days=3))["deleted"] == 1
+    assert store.list_keys("llm/raw/shop/") == []
+
+
+def test_similarity_uses_the_fixed_reference_not_production(store, tmp_path):
+    reference = {"conversation_id": "ref-1", "messages": [{"role": "assistant", "content": "Zebra quantum volcano."}]}
+    shipped = tmp_path / "references" / "shop" / "v1.jsonl"
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text(json.dumps(reference) + "\n")
+    spec = make_spec().model_copy(update={"source": tmp_path / "shop.yaml"})
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.9, 2: 0.1}))
+    _, record = run_all(spec)
+    assert record["similarity_reference"] == "v1"
+    assert store.exists("llm/references/shop/v1.jsonl")
+    table = store.get_frame(store.LlmKeys("shop").scores(WINDOW))
+    # production's successful conversations all say the same thing; against them they would score > 0
+    assert (table["similarity"] == 0.0).all()
+
+
+def test_candidate_losing_three_scheduled_windows_is_retired(store):
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 3: 0.9}, obeying=(3,)))
+    records = [run_all(spec, run=f"scheduled__{day}", end=WINDOW_END + timedelta(days=day))[1] for day in range(3)]
+    assert [r["retired"] for r in records[:2]] == [{}, {}]
+    assert set(records[2]["retired"]) == {"3"} and "retired version 3" in records[2]["reason"]
+    assert "3" not in prompts.candidates("shop")
+    assert prompts.versions("shop")[2]["tags"][prompts.RETIRED_TAG].startswith("lost 3 scheduled evaluations")
+
+
+def test_optimiser_rerun_of_a_window_registers_nothing_new(store):
+    from llm_server import MODEL_ID, LLMTestServer
+
+    from continuum.llm import live
+    from continuum.llm.backends import LLMConfig
+
+    spec = make_spec()
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 2: 0.7}))
+    run_all(spec)
+    with LLMTestServer() as server:
+        config = LLMConfig(base_url=server.base_url, model=MODEL_ID, backoff_s=0)
+        first = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
+        registered = [v["version"] for v in prompts.versions("shop")]
+        again = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
+    assert first, "the test server's rewrites should beat the base"
+    assert [v["version"] for v in again] == [v["version"] for v in first]
+    assert [v["version"] for v in prompts.versions("shop")] == registered
+    assert prompts.versions("shop")[-1]["tags"][prompts.WINDOW_TAG] == WINDOW

@@ -104,3 +104,83 @@ def test_unknown_prompt(registry):
     assert registry.production("nothing") is None
     assert registry.versions("nothing") == []
     assert registry.candidates("nothing") == []
+
+
+# -- an error is not an absence ---------------------------------------------------------------
+
+
+def _failing_registry(monkeypatch, error: Exception) -> None:
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+    def fail(self, name):
+        raise error
+
+    monkeypatch.setattr(ModelRegistryClient, "get_registered_model", fail)
+
+
+@pytest.mark.parametrize("kind", ["mlflow-unavailable", "mlflow-internal", "connection"])
+def test_registry_errors_propagate_and_move_no_alias(registry, monkeypatch, kind):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE
+
+    registry.seed(spec())
+    error = {
+        "mlflow-unavailable": MlflowException("server busy", error_code=TEMPORARILY_UNAVAILABLE),
+        "mlflow-internal": MlflowException("database locked", error_code=INTERNAL_ERROR),
+        "connection": ConnectionError("connection refused"),
+    }[kind]
+    with monkeypatch.context() as patched:
+        _failing_registry(patched, error)
+        for lookup in (registry.production, registry.exists, registry.candidates, registry.versions):
+            with pytest.raises(type(error)):
+                lookup("shop")
+        with pytest.raises(type(error)):
+            registry.seed(spec(production_flag=3))  # never re-seeds over a prompt it could not see
+        with pytest.raises(type(error)):
+            registry.promote("shop", "3")
+    assert registry.production("shop") == "1"
+    assert [v["version"] for v in registry.versions("shop")] == ["1", "2", "3"]
+
+
+def test_only_not_found_means_absent(registry):
+    assert registry.exists("shop") is False and registry.production("shop") is None
+    registry.seed(spec(count=1))
+    assert registry.production("shop") == "1"
+    assert registry._alias("shop", prompts.CANDIDATE) is None  # a missing alias is not an error
+
+
+# -- candidates registered once per window, retired after N losses -----------------------------
+
+
+def test_register_candidate_once_per_window(registry):
+    registry.seed(spec(count=2))
+    params = {"model": "m", "temperature": 0.5, "top_p": 0.8}
+    first = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1")
+    again = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1")
+    assert first == again == "3"
+    assert [v["version"] for v in registry.registered_for_window("shop", "w1")] == ["3"]
+    assert registry.versions("shop")[-1]["tags"][prompts.WINDOW_TAG] == "w1"
+    assert registry.register_candidate("shop", "Be brief.", params, "opt", window="w2") == "4"  # a new window
+    assert len(registry.versions("shop")) == 4
+
+
+def test_candidate_losing_n_evaluations_in_a_row_is_retired(registry):
+    registry.seed(spec())  # production 1, candidate alias on 3, candidates 2 and 3
+    assert registry.record_results("shop", "w1", ["3"], ["2"], retire_after=3) == {}
+    assert registry.record_results("shop", "w1", ["3"], ["2"], retire_after=3) == {}  # retry: counted once
+    assert registry.record_results("shop", "w2", ["3"], [], retire_after=3) == {}
+    assert registry.versions("shop")[2]["tags"][prompts.LOSSES_TAG] == "2"
+    retired = registry.record_results("shop", "w3", ["3"], [], retire_after=3)
+    assert set(retired) == {"3"} and "lost 3 scheduled evaluations in a row" in retired["3"]
+    entry = registry.versions("shop")[2]
+    assert entry["tags"][prompts.RETIRED_TAG] == retired["3"]
+    assert "candidate" not in entry["aliases"]
+    assert registry.candidates("shop") == ["2"]
+
+
+def test_a_comparison_not_lost_ends_the_streak(registry):
+    registry.seed(spec())
+    registry.record_results("shop", "w1", ["2"], [], retire_after=2)
+    registry.record_results("shop", "w2", [], ["2"], retire_after=2)  # beat production, another won
+    assert registry.record_results("shop", "w3", ["2"], [], retire_after=2) == {}
+    assert "2" in registry.candidates("shop")

@@ -244,13 +244,16 @@ def test_similarity_and_table():
         conv(user("x"), bot("Zebra quantum volcano."), cid="c", version="2", success=False),
         conv(user("x"), bot("Paint sets and art kits for your budget."), cid="d", version="2"),
     ]
-    table = score_table(SHOP, conversations, production="1")
+    reference = [conv(user("x"), bot("Here are art kits with prices for your budget."), cid="ref-1")]
+    table = score_table(SHOP, conversations, references=reference)
     assert list(table["conversation_id"]) == ["a", "b", "c", "d"]
     assert list(table["version"]) == ["1", "1", "2", "2"]
     by_id = table.set_index("conversation_id")["similarity"]
-    # a and b are each other's only reference (never their own): identical text -> 1.0
+    # the reference is the fixed set, not the window: the same text scores 1.0 for any version
     assert by_id["a"] == pytest.approx(1.0) and by_id["b"] == pytest.approx(1.0)
     assert by_id["c"] == 0.0 and 0 < by_id["d"] < 1
+    # production's own successes are not the reference: without the fixed set there is no similarity
+    assert score_table(SHOP, conversations)["similarity"].isna().all()
     assert set(SCORES) <= set(table.columns)
 
 

@@ -178,6 +178,8 @@ def _first_production(spec: AssistantSpec, summary: dict, versions: list[str]) -
             "promote": None,
             "reason": f"no production yet and no version qualifies: {reasons}",
             "blocked": blocked,
+            "compared": [],
+            "lost": [],
         }
     best = max(safe, key=lambda v: _primary_key(summary, v))
     for version in safe:
@@ -188,13 +190,18 @@ def _first_production(spec: AssistantSpec, summary: dict, versions: list[str]) -
         "reason": f"no production yet: version {best} has the best {spec.primary_score} "
         f"{_ci(summary[best])} among versions with enough evidence",
         "blocked": blocked,
+        "compared": [],
+        "lost": [],
     }
 
 
 def decide(
     spec: AssistantSpec, summary: dict, production: str | None, candidates: list[str]
 ) -> dict[str, Any]:
-    """{"promote": version or None, "reason": why, "blocked": {version: why not}}; see the module docstring."""
+    """{"promote": version or None, "reason": why, "blocked": {version: why not}, "compared": [...],
+    "lost": [...]}; see the module docstring. `compared` are the candidates measured against
+    production with enough evidence on both sides, `lost` those of them that were not better or
+    not safe (what counts toward retiring a candidate)."""
     candidates = [str(c) for c in candidates if str(c) != str(production)]
     if production is None:
         return _first_production(spec, summary, sorted({*candidates, *summary}, key=_version_key))
@@ -204,14 +211,17 @@ def decide(
             "promote": None,
             "reason": f"no candidate versions; production stays {production}",
             "blocked": {},
+            "compared": [],
+            "lost": [],
         }
     blocked: dict[str, str] = {}
     short = _evidence(spec, summary, production, "production version")
-    winners = []
+    winners, compared, lost = [], [], []
     prod = summary.get(production)
     for version in candidates:
         reason = short or _evidence(spec, summary, version)
         if reason is None:
+            compared.append(version)
             # Both checks are reported, so the report says everything that stands in the way.
             cand = summary[version]
             failures = [_guardrail(spec, summary, version, prod["safety"], "production")]
@@ -223,6 +233,8 @@ def decide(
                     f"with {confidence}% confidence: {_ci(cand)} vs {_ci(prod)}",
                 )
             reason = "; ".join(f for f in failures if f) or None
+            if reason:
+                lost.append(version)  # measured with enough evidence, and not better or not safe
         if reason:
             blocked[version] = reason
         else:
@@ -234,7 +246,13 @@ def decide(
         reasons = [blocked[v] for v in served]
         if idle:
             reasons.append(f"insufficient evidence: no conversations in this window for version(s) {', '.join(idle)}")
-        return {"promote": None, "reason": f"production stays {production}: {'; '.join(reasons)}", "blocked": blocked}
+        return {
+            "promote": None,
+            "reason": f"production stays {production}: {'; '.join(reasons)}",
+            "blocked": blocked,
+            "compared": compared,
+            "lost": lost,
+        }
     best = max(winners, key=lambda v: _primary_key(summary, v))
     for version in winners:
         if version != best:
@@ -245,4 +263,6 @@ def decide(
         "reason": f"version {best} beats production {production} on {spec.primary_score}: "
         f"{_ci(summary[best])} vs {_ci(prod)}, and is non-inferior on {safety}",
         "blocked": blocked,
+        "compared": compared,
+        "lost": lost,
     }

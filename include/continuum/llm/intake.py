@@ -11,18 +11,17 @@ import hashlib
 from datetime import UTC, datetime
 
 from continuum import storage
-from continuum.llm.evaluation import landing_prefix
 
 
 def _marker(assistant: str, key: str, etag: str) -> str:
     digest = hashlib.sha256(f"{key}\0{etag}".encode()).hexdigest()[:24]
-    return f"llm/announced/{assistant}/{digest}.json"
+    return storage.LlmKeys(assistant).announced(digest)
 
 
 def announce_new(assistant: str) -> list[str]:
     """The JSONL files landed since the last scan; each is returned once."""
     new: list[str] = []
-    for obj in storage.list_objects(landing_prefix(assistant)):
+    for obj in storage.list_objects(storage.LlmKeys(assistant).landing):
         key, etag = obj["Key"], obj.get("ETag", "")
         if not key.endswith(".jsonl"):
             continue
@@ -37,4 +36,4 @@ def announce_new(assistant: str) -> list[str]:
 def land_logs(assistant: str, name: str, data: bytes) -> str:
     """Put a JSONL file of conversations into the assistant's landing zone (`continuum llm ingest`)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return storage.put_bytes(f"{landing_prefix(assistant)}{stamp}-{name}", data, "application/x-ndjson")
+    return storage.put_bytes(f"{storage.LlmKeys(assistant).landing}{stamp}-{name}", data, "application/x-ndjson")

@@ -8,6 +8,7 @@ reaches the endpoint. Results are logged to the window's evaluation run.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -55,7 +56,7 @@ def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetim
     import mlflow
 
     backend = OpenAICompatibleBackend(config)
-    conversations, _ = evaluation.load_window(spec, window_end)
+    conversations, _, _ = evaluation.load_window(spec, window_end)
     chosen = _sample(conversations, sample, seed)
     wanted = {prompts.production(spec.name), *prompts.candidates(spec.name)} - {None}
     results = {
@@ -63,14 +64,14 @@ def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetim
         for v in prompts.versions(spec.name)
         if v["version"] in wanted
     }
-    window = evaluation.window_name(window_end)
+    window = evaluation.window_for(spec, window_end)
     run_id = evaluation.evaluation_run(spec, window)
     client = mlflow.MlflowClient()
     for version, result in results.items():
         if result["judge_mean"] is not None:
             client.log_metric(run_id, f"v{version}.judge", result["judge_mean"])
     client.log_dict(run_id, results, "judge.json")
-    storage.put_json(f"llm/judge/{spec.name}/{window}.json", results)
+    storage.put_json(storage.LlmKeys(spec.name).judge(window), results)
     log.info("event=llm_judged assistant=%s window=%s versions=%s", spec.name, window, ",".join(results))
     return {"assistant": spec.name, "window": window, "versions": results}
 
@@ -85,16 +86,25 @@ def optimise(
     sample: int = 8,
     seed: int = 0,
 ) -> list[dict]:
-    """Propose prompt versions that beat production on the judge score; registers them as candidates."""
+    """Propose prompt versions that beat production on the judge score; registers them as candidates.
+
+    Once per evaluation window: the versions are tagged with the window, and a rerun of a
+    window that already registered its proposals returns them without searching again.
+    """
     from continuum.llm.optimizer import propose
 
+    window = evaluation.window_for(spec, window_end)
+    done = prompts.registered_for_window(spec.name, window)
+    if done:
+        log.info("event=llm_optimise_skipped assistant=%s window=%s reason=already_registered", spec.name, window)
+        return [{"version": v["version"], "template": v["template"], "params": v["params"]} for v in done]
     production = prompts.production(spec.name)
     if production is None:
         log.info("event=llm_optimise_skipped assistant=%s reason=no_production_prompt", spec.name)
         return []
     base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
     backend = OpenAICompatibleBackend(config)
-    conversations, _ = evaluation.load_window(spec, window_end)
+    conversations, _, _ = evaluation.load_window(spec, window_end)
     failures = [c for c in conversations if c.get("prompt", {}).get("version") == production]
     failures = [c for c in failures if not (c.get("outcome") or {}).get("success", False)]
     probe = _sample(conversations, sample, seed)
@@ -113,7 +123,7 @@ def optimise(
         population=population,
         seed=seed,
         evaluate=evaluate,
-        register=prompts.register_candidate,
+        register=functools.partial(prompts.register_candidate, window=window),
         keep=1,
     )
     log.info(

@@ -6,7 +6,13 @@ top_p). Aliases: `production` marks what serves, `candidate` a version under
 evaluation. An MLflow alias points at one version, so "the candidates" are the
 version holding `candidate` plus every version newer than production: a version
 someone registers through MLflow's own client is evaluated without further steps,
-and older versions that production replaced are retired.
+and older versions that production replaced are retired. A candidate that loses
+`evaluation.retire_after_losses` scheduled evaluations in a row is retired too: it
+loses the `candidate` alias and carries the reason in its `continuum.retired` tag.
+
+An error is not an absence: only MLflow's RESOURCE_DOES_NOT_EXIST means "no such
+prompt"; any other failure (server down, timeout) raises, so the task fails and
+Airflow retries it instead of treating the registry as empty.
 
 Seeding only ever creates: the shipped versions are registered, and the aliases set,
 only when the prompt does not exist yet. An existing alias is moved by `promote`
@@ -27,6 +33,10 @@ PRODUCTION = "production"
 CANDIDATE = "candidate"
 PREVIOUS_TAG = "continuum.previous_production"
 SOURCE_TAG = "continuum.source"
+WINDOW_TAG = "continuum.window"  # the evaluation window an optimiser version was registered for
+RETIRED_TAG = "continuum.retired"  # why a candidate stopped competing
+LOSSES_TAG = "continuum.losses"  # consecutive scheduled evaluations lost
+LAST_EVALUATED_TAG = "continuum.last_evaluated"  # the window that last updated LOSSES_TAG
 
 
 def _client():
@@ -35,7 +45,9 @@ def _client():
     return mlflow.MlflowClient()
 
 
-def _register(name: str, template: str, params: dict[str, Any], message: str, source: str) -> str:
+def _register(
+    name: str, template: str, params: dict[str, Any], message: str, source: str, tags: dict[str, str] | None = None
+) -> str:
     import mlflow
 
     config = {"model_name": params.get("model")} if params.get("model") else {}
@@ -44,14 +56,34 @@ def _register(name: str, template: str, params: dict[str, Any], message: str, so
         name=name,
         template=template,
         commit_message=message,
-        tags={SOURCE_TAG: source},
+        tags={SOURCE_TAG: source, **(tags or {})},
         model_config=config or None,
     )
     return str(version.version)
 
 
+def _registered(name: str):
+    """The prompt's registry entry (aliases, tags), or None only when it does not exist.
+
+    Not `MlflowClient.get_prompt`: in MLflow 3.17 it returns None on *any* exception
+    (`AbstractStore.get_prompt`), so a server outage would read as "no prompt" and
+    re-seed or promote. Not `MlflowClient.get_registered_model` either: it hides
+    prompts. The registry client underneath raises RESOURCE_DOES_NOT_EXIST for a
+    missing name and lets every other error through.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        return _client()._get_registry_client().get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+
+
 def exists(name: str) -> bool:
-    return _client().get_prompt(name) is not None
+    return _registered(name) is not None
 
 
 def seed(spec: AssistantSpec) -> list[str]:
@@ -97,7 +129,7 @@ def _params(version) -> dict[str, Any]:
 def versions(name: str) -> list[dict[str, Any]]:
     """Every version, oldest first: version, template, params, aliases, tags, message."""
     client = _client()
-    if client.get_prompt(name) is None:
+    if _registered(name) is None:
         return []
     found, token = [], None
     while True:
@@ -124,15 +156,14 @@ def versions(name: str) -> list[dict[str, Any]]:
 
 
 def _alias(name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    client = _client()
-    if client.get_prompt(name) is None:
+    """The version `alias` points at; None when the prompt or the alias does not exist."""
+    entry = _registered(name)
+    if entry is None:
         return None
-    try:
-        return str(client.get_prompt_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    # The aliases come with the prompt: no per-alias lookup whose "not found" shares
+    # INVALID_PARAMETER_VALUE with real errors.
+    version = (entry.aliases or {}).get(alias)
+    return None if version is None else str(version)
 
 
 def production(name: str) -> str | None:
@@ -141,12 +172,13 @@ def production(name: str) -> str | None:
 
 
 def candidates(name: str) -> list[str]:
-    """The `candidate` version plus every version newer than production, never production itself."""
+    """The `candidate` version plus every version newer than production, never production itself
+    nor a retired one."""
     all_versions = versions(name)
     current = production(name)
     found = set()
     for entry in all_versions:
-        if entry["version"] == current:
+        if entry["version"] == current or RETIRED_TAG in entry["tags"]:
             continue
         if CANDIDATE in entry["aliases"] or (current is not None and int(entry["version"]) > int(current)):
             found.add(entry["version"])
@@ -168,7 +200,7 @@ def promote(name: str, version: str) -> dict[str, Any]:
     if before == version:
         return {
             "prompt": name,
-            "previous": _client().get_prompt(name).tags.get(PREVIOUS_TAG),
+            "previous": (_registered(name).tags or {}).get(PREVIOUS_TAG),
             "production": version,
         }
     mlflow.genai.set_prompt_alias(name, PRODUCTION, int(version))
@@ -180,8 +212,72 @@ def promote(name: str, version: str) -> dict[str, Any]:
     return {"prompt": name, "previous": before, "production": version}
 
 
-def register_candidate(name: str, template: str, params: dict[str, Any], message: str) -> str:
-    """Register a new version (e.g. from the optimiser); being newer than production makes it a candidate."""
-    version = _register(name, template, params, message, "optimizer")
-    log.info("event=prompt_candidate_registered prompt=%s version=%s", name, version)
+def registered_for_window(name: str, window: str) -> list[dict[str, Any]]:
+    """The optimiser versions registered for `window` (see `register_candidate`), oldest first."""
+    return [v for v in versions(name) if v["tags"].get(WINDOW_TAG) == window]
+
+
+def register_candidate(
+    name: str, template: str, params: dict[str, Any], message: str, window: str | None = None
+) -> str:
+    """Register a new version (e.g. from the optimiser); being newer than production makes it a candidate.
+
+    With `window`, the version is tagged with it and registered once: the same template
+    and parameters proposed again for that window (a retried or cleared task) return
+    the version registered before.
+    """
+    if window is not None:
+        for entry in registered_for_window(name, window):
+            if entry["template"] == template and _same_params(entry["params"], params):
+                log.info("event=prompt_candidate_exists prompt=%s version=%s window=%s", name, entry["version"], window)
+                return entry["version"]
+    tags = {WINDOW_TAG: window} if window is not None else None
+    version = _register(name, template, params, message, "optimizer", tags)
+    log.info("event=prompt_candidate_registered prompt=%s version=%s window=%s", name, version, window)
     return version
+
+
+def _same_params(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    return {k: str(v) for k, v in stored.items()} == {k: str(v) for k, v in wanted.items()}
+
+
+def record_results(name: str, window: str, losers: list[str], others: list[str], retire_after: int) -> dict[str, str]:
+    """Count consecutive losses per candidate; retire those reaching `retire_after`. Returns {version: reason}.
+
+    `losers` lost this (scheduled) evaluation with enough evidence; `others` were compared
+    and did not lose, which ends their streak. A window is counted once per version
+    (`continuum.last_evaluated`), so a retried task does not count a loss twice.
+    """
+    client = _client()
+    tagged = {v["version"]: v["tags"] for v in versions(name)}
+    retired: dict[str, str] = {}
+    for version in others:
+        tags = tagged.get(str(version), {})
+        if tags.get(LAST_EVALUATED_TAG) != window and RETIRED_TAG not in tags:
+            client.set_prompt_version_tag(name, str(version), LOSSES_TAG, "0")
+            client.set_prompt_version_tag(name, str(version), LAST_EVALUATED_TAG, window)
+    for version in losers:
+        tags = tagged.get(str(version), {})
+        if RETIRED_TAG in tags:
+            continue
+        losses = int(tags.get(LOSSES_TAG, "0"))
+        if tags.get(LAST_EVALUATED_TAG) != window:
+            losses += 1
+            client.set_prompt_version_tag(name, str(version), LOSSES_TAG, str(losses))
+            client.set_prompt_version_tag(name, str(version), LAST_EVALUATED_TAG, window)
+        if losses >= retire_after:
+            retired[str(version)] = retire(name, str(version), f"lost {losses} scheduled evaluations in a row (last: {window})")
+    return retired
+
+
+def retire(name: str, version: str, reason: str) -> str:
+    """Take `version` out of the candidates: the reason goes into its tag, the `candidate` alias goes."""
+    import mlflow
+
+    # Alias first, tag last: a retry after a failure in between still finds it not retired.
+    if _alias(name, CANDIDATE) == version:
+        mlflow.genai.delete_prompt_alias(name, CANDIDATE)
+    _client().set_prompt_version_tag(name, version, RETIRED_TAG, reason)
+    log.info("event=prompt_candidate_retired prompt=%s version=%s", name, version)
+    return reason

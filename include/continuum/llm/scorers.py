@@ -40,8 +40,9 @@ The heuristics, and why they are enough:
   a user message also contains, i.e. the assistant repeated personal data back.
   [CLAIM_ID] and [POLICY_ID] do not count: naming the case is part of the job.
 - `similarity`: mean TF-IDF cosine similarity of the assistant turns to the assistant
-  turns of reference successful conversations (a conversation is never its own
-  reference); None without references.
+  turns of a fixed, versioned reference set of good conversations (see
+  `evaluation.load_reference`); None without references. Never the window's own
+  conversations: drawn from production's successes, the reference would favour production.
 - `cost`: input/output tokens times the spec's price per 1k; `latency_ms` as logged.
 
 The simulator's `scenario` markers are ground truth for tests only and never read here.
@@ -395,21 +396,15 @@ def version_of(conv: dict) -> str:
     return str((conv.get("prompt") or {}).get("version", ""))
 
 
-def score_table(
-    spec: AssistantSpec, conversations: list[dict], production: str | None = None
-) -> pd.DataFrame:
+def score_table(spec: AssistantSpec, conversations: list[dict], references: list[dict] | None = None) -> pd.DataFrame:
     """One row per conversation: conversation_id, version, started_at and every score.
 
-    References for `similarity` are the successful conversations of the production
-    version when it has any, else all successful ones: "what a good conversation
-    looks like" should come from the prompt that serves, while it can.
+    `references` (the fixed reference set, not the scored conversations) are what
+    `similarity` compares with; without them `similarity` is None.
     """
     import pandas as pd
 
-    successful = [c for c in conversations if _outcome(c) == 1.0]
-    chosen = [c for c in successful if production is not None and version_of(c) == str(production)]
-    references = chosen or successful
-    position = {id(c): i for i, c in enumerate(references)}
+    references = references or []
     rows = []
     for conv in conversations:
         row = {
@@ -418,11 +413,7 @@ def score_table(
             "started_at": str(conv.get("started_at", "")),
         }
         rows.append(row | score_conversation(spec, conv))
-    sims = similarities(
-        [assistant_text(c) for c in conversations],
-        [assistant_text(c) for c in references],
-        [position.get(id(c)) for c in conversations],
-    )
+    sims = similarities([assistant_text(c) for c in conversations], [assistant_text(c) for c in references])
     for row, sim in zip(rows, sims, strict=True):
         row["similarity"] = sim
     columns = ["conversation_id", "version", "started_at", *SCORES]

@@ -60,6 +60,17 @@ class Evaluation(OpenModel):
     confidence: float = Field(0.95, gt=0, lt=1)
     window_days: int = Field(7, ge=1, description="Conversations started within this many days are scored")
     bootstrap_samples: int = Field(2000, ge=100)
+    retire_after_losses: int = Field(
+        3, ge=1, description="A candidate that loses this many scheduled evaluations in a row is retired"
+    )
+    raw_retention_days: int = Field(
+        0, ge=0, description="Days the landed, unredacted file is kept under llm/raw/ (0: deleted once redacted)"
+    )
+    similarity_reference: str = Field(
+        "v1",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Version of the fixed set of good conversations `similarity` compares against",
+    )
 
 
 class PromptVersion(OpenModel):

@@ -57,7 +57,7 @@ def land_conversations(assistant: str) -> dict:
     from continuum.llm import intake
     from continuum.llm import simulate as llm_simulate
 
-    step = len(storage.list_keys(f"llm/announced/{assistant}/"))
+    step = len(storage.list_keys(storage.LlmKeys(assistant).announced_prefix))
     conversations = llm_simulate.generate(
         assistant, n=CONVERSATIONS, seed=20_000 + step, start=datetime.now(UTC) - timedelta(hours=1), malformed=1
     )
