@@ -81,6 +81,7 @@ FOUND = [  # (text, the text after redaction)
     ("NIR 1 84 12 76 451 089 46", "NIR [NATIONAL_ID]"),
     ("DNI 12345678Z", "DNI [NATIONAL_ID]"),
     ("NIE X1234567L", "NIE [NATIONAL_ID]"),
+    ("Meine Steuer-ID ist 86 095 742 719.", "Meine Steuer-ID ist [NATIONAL_ID]."),
     # dates of birth, after a cue only
     ("I was born on 14/03/1985.", "I was born on [DOB]."),
     ("DOB: 1985-03-14", "DOB: [DOB]"),
@@ -119,6 +120,7 @@ KEPT = [  # things that look numeric or structured but are not personal data
     "Ordered on 14/03/2025, order 4744931864",  # a date without a birth cue; ten digits without a phone cue
     "barcode 4006381333931, tracking 1Z626456792688440",
     "DNI 12345678A",  # wrong letter
+    "Bestellnummer 86095742719, Steuer-ID 86095742718",  # no cue; a wrong check digit
 ]
 
 

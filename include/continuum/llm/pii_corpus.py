@@ -4,7 +4,7 @@ Each sample is one message a customer might type, in one of five locales, with t
 character spans of the personal data it holds and their kind (the kinds of
 `redact.PLACEHOLDERS`). Values come from Faker's locale providers (its IBANs, phone
 numbers, streets, names, French NIRs and Spanish DNI/NIE are built to each
-country's rules), so the recogniser is tested on formats it was not written from.
+country's rules; UK NINOs and German tax ids, which Faker lacks, are made here), so the recogniser is tested on formats it was not written from.
 Negative samples hold what must stay: prices, order numbers, quantities, dates
 that are not birth dates, product codes.
 
@@ -62,6 +62,7 @@ _TEMPLATES: dict[str, dict[str, list[str]]] = {
         "phone": ["Rufen Sie mich unter {v} an.", "Meine Nummer: {v}"],
         "card": ["Bitte {p} von Karte {v} abbuchen.", "Kartennummer {v}"],
         "iban": ["Bitte überweisen Sie {p} auf {v}.", "Meine IBAN lautet {v}."],
+        "national_id": ["Meine Steuer-ID ist {v}.", "Steuerliche Identifikationsnummer: {v}"],
         "dob": ["Ich bin geboren am {v}.", "Geburtsdatum: {v}"],
         "address": ["Meine Adresse ist {v}.", "Bitte liefern Sie Bestellung {n} an {v}."],
         "name": ["Hallo, ich heiße {v} und habe eine Frage.", "Mein Name ist {v}."],
@@ -137,9 +138,24 @@ def _nino(rng: random.Random) -> str:
     return sep.join((prefix, digits[:2], digits[2:4], digits[4:], rng.choice("ABCD")))
 
 
+def _steuer_id(rng: random.Random) -> str:
+    """A German tax id (Faker has none): ten digits, one of them repeated, and the ISO 7064 check digit."""
+    from continuum.llm.redact import steuer_id_check_digit
+
+    digits = rng.sample("0123456789", 9)
+    while digits[0] == "0":
+        rng.shuffle(digits)
+    digits.insert(rng.randrange(1, 10), rng.choice(digits))
+    first_ten = "".join(digits)
+    number = first_ten + str(steuer_id_check_digit(first_ten))
+    return number if rng.random() < 0.5 else f"{number[:2]} {number[2:5]} {number[5:8]} {number[8:]}"
+
+
 def _national_id(fake, locale: str, rng: random.Random) -> str:
     if locale == "en_GB":
         return _nino(rng)
+    if locale == "de_DE":
+        return _steuer_id(rng)
     if locale == "es_ES":
         return fake.nif() if rng.random() < 0.5 else fake.nie()
     return fake.ssn()  # en_US SSN, fr_FR NIR
@@ -227,8 +243,6 @@ def corpus(per_kind: int = 200, seed: int = 0, locales: tuple[str, ...] = LOCALE
         fake.seed_instance(seed * 1000 + index)
         templates = _TEMPLATES[locale[:2]]
         for kind, options in templates.items():
-            if kind == "national_id" and locale == "de_DE":
-                continue  # no German national id format yet
             for _ in range(per_kind):
                 sample = _fill(
                     rng.choice(options), _value(kind, fake, locale, rng), kind, _ordinary(fake, rng)
