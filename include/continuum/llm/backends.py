@@ -7,7 +7,9 @@ retries (429, 408, 409, 5xx and connection errors; exponential backoff from 0.5 
 the SDK's defaults (10 minutes, 2 retries), and so is everything it would otherwise
 read from the environment: base URL, API key, organisation and project (an
 `OPENAI_API_KEY` on a worker must not leak to a self-hosted endpoint), and redirects
-(not followed). This module converts the conversation-log message format
+(not followed). What the SDK still takes from the environment: `OPENAI_CUSTOM_HEADERS`
+(extra headers only) and, through httpx, the standard proxy and CA variables, which a
+site behind a proxy needs. This module converts the conversation-log message format
 (`tool_calls: [{name, arguments}]`, tool messages with a `name`) to the wire format
 (call ids, JSON-string arguments) in one place, so replay and the optimiser never see
 wire details. The API key lives in a `SecretStr` and is scrubbed from every error
