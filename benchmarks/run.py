@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md: `python -m benchmarks.run [case ...]`.
 
-Cases: validation, drift, landing, training (all when none is named). `--tiny N` runs
+Cases: validation, drift, landing, training, redaction (all when none is named). `--tiny N` runs
 every code path at N rows and writes no RESULTS.md unless `--output` says where.
 
 How a side is measured: each side of each comparison runs in a fresh Python
@@ -39,6 +39,7 @@ CASES = {
     "drift": "benchmarks.bench_drift",
     "landing": "benchmarks.bench_landing",
     "training": "benchmarks.bench_training",
+    "redaction": "benchmarks.bench_redaction",
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = RESULTS.parent.parent

@@ -15,16 +15,21 @@ optimiser, and the DAG tasks that use them) is tested without any remote service
   user asks for something to buy it calls that tool; otherwise it answers plainly.
 
 Like real servers it rejects (400) a tool message whose `tool_call_id` answers no call.
-Every request is recorded (`requests`); `fail_next(status, times)` makes the next
-answers fail; `api_key` makes it demand that bearer token and echo a wrong one in its
-401 body, as some servers do.
+It answers what the official `openai` client sends (JSON bodies, bearer auth, its
+`x-stainless-*` headers). Every request is recorded (`requests`, with its headers);
+`fail_next(status, times)` makes the next answers fail; `answer_next(status, raw)` sends
+raw bytes once (a proxy's HTML page, an empty choice list); `delay_next(seconds)` holds
+the next answer back (a timeout); `api_key` makes it demand that bearer token and echo a
+wrong one in its 401 body, as some servers do.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,8 +54,10 @@ class LLMTestServer:
         self.requests: list[dict[str, Any]] = []
         self.judge_replies: deque[str] = deque()
         self._failures: deque[tuple[int, str]] = deque()
+        self._raw: deque[tuple[int, bytes, str]] = deque()
+        self._delays: deque[float] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
@@ -69,6 +76,12 @@ class LLMTestServer:
 
     def fail_next(self, status: int = 500, times: int = 1, body: str = "upstream overloaded") -> None:
         self._failures.extend([(status, body)] * times)
+
+    def answer_next(self, status: int, raw: bytes | str, content_type: str = "application/json") -> None:
+        self._raw.append((status, raw.encode() if isinstance(raw, str) else raw, content_type))
+
+    def delay_next(self, seconds: float, times: int = 1) -> None:
+        self._delays.extend([seconds] * times)
 
     def chat_requests(self, tag: str | None = None) -> list[dict[str, Any]]:
         """Recorded chat bodies; with `tag`, only those whose system prompt carries it."""
@@ -122,6 +135,13 @@ class LLMTestServer:
             else {"score": 4, "reason": "no question"}
         )
         return json.dumps(grade)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (a timeout test) closes the socket: not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _system(messages: list[dict[str, Any]]) -> str:
@@ -187,9 +207,26 @@ def _handler(server: LLMTestServer) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization", "")
             with server._lock:
                 server.requests.append(
-                    {"method": self.command, "path": self.path, "auth": auth, "body": body}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "auth": auth,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
                 )
                 failure = server._failures.popleft() if server._failures else None
+                raw = server._raw.popleft() if server._raw and not failure else None
+                delay = server._delays.popleft() if server._delays else 0.0
+            if delay:
+                time.sleep(delay)  # the client gives up first: a timeout, as a test wants
+            if raw:
+                self.send_response(raw[0])
+                self.send_header("Content-Type", raw[2])
+                self.send_header("Content-Length", str(len(raw[1])))
+                self.end_headers()
+                self.wfile.write(raw[1])
+                return True
             if failure:
                 self._send(failure[0], {"error": {"message": failure[1]}})
                 return True

@@ -26,6 +26,8 @@ AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "landing: register vs put_object": ["bytes"],
     "fit: pipeline vs bare estimator": ["iterations"],
     "score: scoring.score vs predict_proba": ["rows", "mean_probability"],
+    "redaction: redact_conversation vs JSON round trip": ["messages"],
+    "redaction: Continuum patterns vs Presidio recognisers": ["messages"],
 }
 
 

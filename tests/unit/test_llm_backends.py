@@ -1,7 +1,9 @@
-"""The OpenAI-compatible backend against a local test server: chat, tools, retries, errors, config."""
+"""The OpenAI-compatible backend (the official openai client) against a local test server:
+chat, tools, retries, errors, explicit settings, MLflow traces, config."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -13,6 +15,7 @@ from continuum.llm.backends import (
     LLMError,
     OpenAICompatibleBackend,
     available,
+    backend_for_run,
     config_from_connection,
     to_wire,
 )
@@ -30,10 +33,9 @@ def llm_server():
         yield server
 
 
-def backend_for(server: LLMTestServer, **overrides) -> tuple[OpenAICompatibleBackend, list[float]]:
-    slept: list[float] = []
-    config = LLMConfig(base_url=server.base_url, model=MODEL_ID, backoff_s=0.5, **overrides)
-    return OpenAICompatibleBackend(config, sleep=slept.append), slept
+def backend_for(server: LLMTestServer, **overrides) -> tuple[OpenAICompatibleBackend, LLMConfig]:
+    config = LLMConfig(base_url=server.base_url, model=MODEL_ID, **overrides)
+    return OpenAICompatibleBackend(config), config
 
 
 def test_chat_sends_parameters_and_maps_usage(llm_server):
@@ -48,6 +50,7 @@ def test_chat_sends_parameters_and_maps_usage(llm_server):
     [request] = llm_server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["auth"] == "Bearer sk-test"
+    assert request["headers"]["user-agent"].startswith("OpenAI/Python")  # the official client spoke
     assert request["body"]["temperature"] == 0.2 and request["body"]["top_p"] == 0.9
     assert "tools" not in request["body"]
 
@@ -103,19 +106,19 @@ def test_to_wire_rejects_a_tool_result_that_answers_no_call():
         )
 
 
-def test_a_500_is_retried_with_backoff(llm_server):
-    backend, slept = backend_for(llm_server)
+def test_a_500_is_retried_by_the_client(llm_server):
+    backend, _ = backend_for(llm_server)
     llm_server.fail_next(500)
 
     result = backend.chat([{"role": "user", "content": "hello"}], temperature=0, top_p=1)
 
     assert result.content == "Thanks, I can help with that."
     assert len(llm_server.requests) == 2
-    assert slept == [0.5]
+    assert [r["headers"]["x-stainless-retry-count"] for r in llm_server.requests] == ["0", "1"]
 
 
 def test_persistent_503_gives_up_after_max_retries_with_one_line_error(llm_server):
-    backend, slept = backend_for(llm_server, max_retries=2)
+    backend, _ = backend_for(llm_server, max_retries=2)
     llm_server.fail_next(503, times=5, body="overloaded\nplease retry")
 
     with pytest.raises(LLMError) as raised:
@@ -125,16 +128,40 @@ def test_persistent_503_gives_up_after_max_retries_with_one_line_error(llm_serve
     assert "HTTP 503" in message and "3 attempt(s)" in message and "llm_default" in message
     assert "\n" not in message
     assert len(llm_server.requests) == 3
-    assert slept == [0.5, 1.0]
 
 
 def test_a_400_is_not_retried(llm_server):
-    backend, slept = backend_for(llm_server)
+    backend, _ = backend_for(llm_server)
     llm_server.fail_next(400, body="bad request")
 
     with pytest.raises(LLMError, match="HTTP 400"):
         backend.chat([{"role": "user", "content": "hello"}], temperature=0, top_p=1)
-    assert len(llm_server.requests) == 1 and slept == []
+    assert len(llm_server.requests) == 1
+
+
+def test_a_slow_endpoint_times_out_within_the_configured_bound_and_raises(llm_server):
+    backend, _ = backend_for(llm_server, timeout_s=0.2, max_retries=1)
+    llm_server.delay_next(1.0, times=2)
+
+    with pytest.raises(LLMError, match="no answer within 0.2 s"):
+        backend.chat([{"role": "user", "content": "hello"}], temperature=0, top_p=1)
+    assert len(llm_server.requests) == 2  # the first attempt and one retry, then the error
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        ('{"id": "x", "object": "chat.completion", "choices": []}', "application/json"),
+        ("{}", "application/json"),
+        ("<html>gateway says hello</html>", "text/html"),
+    ],
+)
+def test_an_unusable_200_answer_raises_and_is_never_an_empty_answer(llm_server, raw, content_type):
+    backend, _ = backend_for(llm_server)
+    llm_server.answer_next(200, raw, content_type)
+
+    with pytest.raises(LLMError):
+        backend.chat([{"role": "user", "content": "hello"}], temperature=0, top_p=1)
 
 
 def test_errors_never_contain_the_api_key():
@@ -150,11 +177,27 @@ def test_errors_never_contain_the_api_key():
     assert secret not in repr(backend.config) and secret not in str(backend.config.model_dump())
 
 
+def test_settings_come_from_the_config_never_from_openai_environment_variables(llm_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-worker-env")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    backend, _ = backend_for(llm_server, timeout_s=7, max_retries=4)
+
+    backend.chat([{"role": "user", "content": "hello"}], temperature=0, top_p=1)
+
+    [request] = llm_server.requests  # it went to the configured base_url, not OPENAI_BASE_URL
+    assert request["auth"] == ""  # no key configured: no Authorization header at all
+    assert "openai-organization" not in request["headers"] and "openai-project" not in request["headers"]
+    assert request["headers"]["x-stainless-read-timeout"] == "7.0"
+    assert backend._client.max_retries == 4
+
+
 def test_unreachable_endpoint_is_a_clear_error_and_not_available():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again at once: nothing listens there
-    config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=1, backoff_s=0)
+    config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=0)
 
     with pytest.raises(LLMError, match="no answer"):
         OpenAICompatibleBackend(config).chat([{"role": "user", "content": "x"}], temperature=0, top_p=1)
@@ -162,11 +205,38 @@ def test_unreachable_endpoint_is_a_clear_error_and_not_available():
     assert available(None) is False
 
 
-def test_available_asks_the_models_route(llm_server):
-    backend, _ = backend_for(llm_server)
-    assert available(backend.config) is True
+def test_available_asks_the_models_route_once(llm_server):
+    backend, config = backend_for(llm_server)
+    assert available(config) is True
     assert llm_server.requests[-1]["method"] == "GET"
     assert llm_server.requests[-1]["path"] == "/v1/models"
+    llm_server.fail_next(503, times=3)
+    assert available(config) is False
+    assert len(llm_server.requests) == 2  # no retries: the DAG only wants to know whether to skip
+    assert backend.list_models() == [MODEL_ID]
+
+
+def test_a_call_through_the_run_backend_is_an_mlflow_trace(llm_server, mlflow_store):
+    import mlflow
+
+    backend = backend_for_run(
+        LLMConfig(base_url=llm_server.base_url, model=MODEL_ID), experiment="shop-prompt-evaluation"
+    )
+    try:
+        result = backend.chat([{"role": "user", "content": "hello there"}], temperature=0.2, top_p=0.9)
+    finally:
+        mlflow.openai.autolog(disable=True)
+
+    mlflow.flush_trace_async_logging()
+    experiment = mlflow.get_experiment_by_name("shop-prompt-evaluation")
+    traces = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
+    assert len(traces) == 1
+    trace = traces[0]
+    assert trace.info.status == "OK"
+    [span] = [s for s in trace.data.spans if s.parent_id is None]
+    assert span.inputs["messages"] == [{"role": "user", "content": "hello there"}]
+    assert span.inputs["temperature"] == 0.2
+    assert result.content in json.dumps(span.outputs)
 
 
 @pytest.mark.parametrize(

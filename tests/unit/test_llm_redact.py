@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
-from continuum.llm.redact import find_personal_data, redact_conversation, redact_text
+from continuum.llm import pii_corpus
+from continuum.llm.redact import (
+    find_personal_data,
+    find_spans,
+    redact_conversation,
+    redact_text,
+    redact_value,
+)
 
 FOUND = [  # (text, the text after redaction)
     # emails
@@ -57,6 +65,38 @@ FOUND = [  # (text, the text after redaction)
     ("10 Downing St", "[ADDRESS]"),
     ("77 Sunset Blvd", "[ADDRESS]"),
     ("my postcode is SW1A 1AA", "my postcode is [ADDRESS]"),
+    # street addresses in German, French and Spanish formats
+    ("Ich wohne in der Hauptstrasse 5.", "Ich wohne in der [ADDRESS]."),
+    ("Lieferung an Hauptstraße 5, 10115 Berlin bitte", "Lieferung an [ADDRESS] bitte"),
+    ("Berliner Str. 12a", "[ADDRESS]"),
+    ("Jens-Rädel-Platz 5/8, 83873 Lemgo", "[ADDRESS]"),
+    ("J'habite 12 rue de la Paix, 75002 Paris.", "J'habite [ADDRESS]."),
+    ("au 88, boulevard Delahaye", "au [ADDRESS]"),
+    ("Calle Mayor 5, 28013 Madrid", "[ADDRESS]"),
+    # national ids: US SSN, UK NINO, French NIR, Spanish DNI and NIE, each with its check
+    ("my SSN is 123-45-6789", "my SSN is [NATIONAL_ID]"),
+    ("ssn: 123456789", "ssn: [NATIONAL_ID]"),
+    ("NI number JG 10 37 59 A", "NI number [NATIONAL_ID]"),
+    ("AB123456C", "[NATIONAL_ID]"),
+    ("NIR 1 84 12 76 451 089 46", "NIR [NATIONAL_ID]"),
+    ("DNI 12345678Z", "DNI [NATIONAL_ID]"),
+    ("NIE X1234567L", "NIE [NATIONAL_ID]"),
+    ("Meine Steuer-ID ist 86 095 742 719.", "Meine Steuer-ID ist [NATIONAL_ID]."),
+    # dates of birth, after a cue only
+    ("I was born on 14/03/1985.", "I was born on [DOB]."),
+    ("DOB: 1985-03-14", "DOB: [DOB]"),
+    ("date of birth March 14, 1985", "date of birth [DOB]"),
+    ("geboren am 14.03.1985", "geboren am [DOB]"),
+    ("née le 14 mars 1985", "née le [DOB]"),
+    # self-introduced names
+    ("Hi, my name is Jane Doe and I need help", "Hi, my name is [NAME] and I need help"),
+    ("I'm Lauren McKenzie.", "I'm [NAME]."),
+    ("Hallo, ich heiße Jürgen Müller-Lüdenscheidt.", "Hallo, ich heiße [NAME]."),
+    ("Bonjour, je m'appelle Édouard Le Dumont.", "Bonjour, je m'appelle [NAME]."),
+    ("Me llamo Lucía.", "Me llamo [NAME]."),
+    # phone numbers with an extension, and ten digits after a cue
+    ("(874)289-0682x883", "[PHONE]"),
+    ("call me on 4744931864", "call me on [PHONE]"),
 ]
 
 KEPT = [  # things that look numeric or structured but are not personal data
@@ -74,6 +114,13 @@ KEPT = [  # things that look numeric or structured but are not personal data
     "version 3 scored 0.31 with a CI of [0.27, 0.35]",
     "customer C-104233 bought 2 of SKU 77431",
     "clm-2026-45 is too short to be a claim id",
+    "not an SSN: 666-12-3456 or 912-34-5678",  # never-issued areas
+    "I'm Looking for a gift, I am Happy with it",  # capitalised, but no name
+    "Ich heiße Sie herzlich willkommen.",
+    "Ordered on 14/03/2025, order 4744931864",  # a date without a birth cue; ten digits without a phone cue
+    "barcode 4006381333931, tracking 1Z626456792688440",
+    "DNI 12345678A",  # wrong letter
+    "Bestellnummer 86095742719, Steuer-ID 86095742718",  # no cue; a wrong check digit
 ]
 
 
@@ -95,7 +142,7 @@ def test_a_realistic_message_with_everything_at_once():
         "or email jane.doe@example.com; I have moved to 17 Harbour Road, Bristol BS1 5TT."
     )
     assert redact_text(text) == (
-        "Hi, I'm Jane. Claim [CLAIM_ID] on policy [POLICY_ID]: please pay the $4,570.00 into "
+        "Hi, I'm [NAME]. Claim [CLAIM_ID] on policy [POLICY_ID]: please pay the $4,570.00 into "
         "[IBAN], or charge back card [CARD]. Call me on [PHONE] "
         "or email [EMAIL]; I have moved to [ADDRESS]."
     )
@@ -107,6 +154,7 @@ def test_a_realistic_message_with_everything_at_once():
         "policy_id",
         "address",
         "phone",
+        "name",
     ]
     assert ("card", "5555-5555-5555-4444") in find_personal_data(text)
 
@@ -117,15 +165,15 @@ def test_redaction_is_idempotent():
         assert redact_text(once) == once
 
 
-def test_redact_conversation_reaches_every_free_text_and_keeps_ids():
+def test_redact_conversation_reaches_every_value_and_keeps_only_the_system_ids():
     conversation = {
         "conversation_id": "c-0001",
         "assistant": "claims_assistant",
         "prompt": {"name": "claims_assistant", "version": "2"},
         "model": "gpt-4o",
-        "params": {"temperature": 0.2, "top_p": 0.9},
+        "params": {"temperature": 0.2, "top_p": 0.9, "user": "jane@example.com"},
         "started_at": "2026-11-28T10:00:00Z",
-        "usage": {"input_tokens": 812, "output_tokens": 164},
+        "usage": {"input_tokens": 812, "output_tokens": 164, "billed_to": 4111111111111111},
         "latency_ms": 1830,
         "messages": [
             {"role": "user", "content": "My claim is CLM-2026-000123, call +44 7700 900123"},
@@ -164,15 +212,90 @@ def test_redact_conversation_reaches_every_free_text_and_keeps_ids():
     }
     assert redacted["feedback"] == {"rating": 2, "comment": "Ring me on [PHONE]"}
     assert redacted["notes"] == "agent wrote: card [CARD]"
-    for key in (
-        "conversation_id",
-        "assistant",
-        "prompt",
-        "model",
-        "params",
-        "started_at",
-        "usage",
-        "latency_ms",
-    ):
+    # params and usage are redacted too; their ordinary numbers stay numbers
+    assert redacted["params"] == {"temperature": 0.2, "top_p": 0.9, "user": "[EMAIL]"}
+    assert redacted["usage"] == {"input_tokens": 812, "output_tokens": 164, "billed_to": "[CARD]"}
+    for key in ("conversation_id", "assistant", "prompt", "model", "started_at", "latency_ms"):
         assert redacted[key] == conversation[key]
     assert redacted["customer_id"] == "C-104233" and redacted["outcome"] == {"success": False}
+
+
+def test_a_card_number_logged_as_a_json_int_in_tool_arguments_is_replaced():
+    call = {"name": "refund", "arguments": {"card": 4111111111111111, "amount": 4570, "order": 100234567}}
+    redacted = redact_value(call)
+    assert redacted["arguments"] == {"card": "[CARD]", "amount": 4570, "order": 100234567}
+    # a Luhn-invalid 16-digit int is no card and stays a number
+    assert redact_value({"reference": 4111111111111112}) == {"reference": 4111111111111112}
+
+
+def test_tool_call_arguments_as_a_json_string_are_redacted_inside():
+    arguments = json.dumps({"iban": "DE89 3704 0044 0532 0130 00", "cc": 5555555555554444, "qty": 3})
+    redacted = json.loads(redact_value(arguments))
+    assert redacted == {"iban": "[IBAN]", "cc": "[CARD]", "qty": 3}
+    untouched = json.dumps({"query": "paint", "max_price": 30})
+    assert redact_value(untouched) == untouched  # nothing found: the string stays byte for byte
+
+
+def test_a_key_that_names_personal_data_replaces_its_value_whatever_its_type():
+    redacted = redact_value(
+        {"customer": {"phone": 447700900123, "dateOfBirth": "1985-03-14", "first_name": "jane", "tier": 2}}
+    )
+    assert redacted == {
+        "customer": {"phone": "[PHONE]", "dateOfBirth": "[DOB]", "first_name": "[NAME]", "tier": 2}
+    }
+
+
+def test_numbers_that_are_not_personal_data_stay_numbers():
+    usage = {"input_tokens": 812, "output_tokens": 164, "cost_usd": 0.0123, "temperature": 0.7, "ok": True}
+    assert redact_value(usage) == usage
+
+
+def test_an_iban_with_a_bad_checksum_is_not_an_iban():
+    assert redact_text("IBAN DE89370400440532013000") == "IBAN [IBAN]"
+    assert ("iban", "DE88370400440532013000") not in find_personal_data("IBAN DE88370400440532013000")
+    assert "[IBAN]" not in redact_text("IBAN DE88370400440532013000")
+
+
+def test_a_luhn_invalid_16_digit_number_is_not_a_card():
+    assert redact_text("card 4111 1111 1111 1111") == "card [CARD]"
+    assert [kind for kind, _ in find_personal_data("card 4111 1111 1111 1112")] == []
+
+
+def test_an_iban_run_that_swallowed_the_next_word_is_cut_back_to_the_valid_iban():
+    assert redact_text("GB82 WEST 1234 5698 7654 32 THEN") == "[IBAN] THEN"
+
+
+def test_spans_point_into_the_original_text():
+    text = "Mail jane@example.com or call +44 7700 900123"
+    assert [(text[start:end], kind) for start, end, kind in find_spans(text)] == [
+        ("jane@example.com", "email"),
+        ("+44 7700 900123", "phone"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return pii_corpus.corpus(per_kind=40, seed=7)
+
+
+def test_recall_on_structured_identifiers_is_at_least_99_percent_on_a_faker_corpus(corpus):
+    """Five locales of Faker-made cards, IBANs, national ids, emails and phone numbers; see bench_redaction."""
+    scores = pii_corpus.measure(corpus, find_spans)
+    for kind in pii_corpus.STRUCTURED:
+        assert scores[kind]["labelled"] >= 120, kind
+        assert scores[kind]["recall"] >= 0.99, (
+            kind,
+            scores[kind],
+            pii_corpus.missed(corpus, find_spans, kind)[:5],
+        )
+
+
+def test_precision_and_the_other_kinds_stay_above_their_floor(corpus):
+    scores = pii_corpus.measure(corpus, find_spans)
+    for kind, score in scores.items():
+        assert score["precision"] >= 0.97, (kind, score)
+    for kind in ("dob", "address", "name"):
+        assert scores[kind]["recall"] >= 0.95, (kind, scores[kind])
+    kept = [sample for sample in corpus if not sample.spans]
+    assert len(kept) >= 200
+    assert sum(redact_text(sample.text) == sample.text for sample in kept) / len(kept) >= 0.97

@@ -1,11 +1,24 @@
 """An OpenAI-compatible chat backend: the only place Continuum talks to a real LLM.
 
 OpenAI, vLLM, Ollama and llama.cpp's server all answer `POST {base_url}/chat/completions`,
-so one small client covers them. It is plain `urllib` (no SDK to pin) and it converts the
-conversation-log message format (`tool_calls: [{name, arguments}]`, tool messages with a
-`name`) to the wire format (call ids, JSON-string arguments) in one place, so replay and
-the optimiser never see wire details. The API key lives in a `SecretStr` and is scrubbed
-from every error message: a traceback in the Airflow UI must not leak it.
+so the official `openai` client covers them through `base_url`. Its timeout and its
+retries (429, 408, 409, 5xx and connection errors; exponential backoff from 0.5 s up to
+8 s, `Retry-After` honoured) are set explicitly from the connection, never left to
+the SDK's defaults (10 minutes, 2 retries), and so is everything it would otherwise
+read from the environment: base URL, API key, organisation and project (an
+`OPENAI_API_KEY` on a worker must not leak to a self-hosted endpoint), and redirects
+(not followed). What the SDK still takes from the environment: `OPENAI_CUSTOM_HEADERS`
+(extra headers only) and, through httpx, the standard proxy and CA variables, which a
+site behind a proxy needs. This module converts the conversation-log message format
+(`tool_calls: [{name, arguments}]`, tool messages with a `name`) to the wire format
+(call ids, JSON-string arguments) in one place, so replay and the optimiser never see
+wire details. The API key lives in a `SecretStr` and is scrubbed from every error
+message: a traceback in the Airflow UI must not leak it.
+
+An error is not an absence: a failed or unusable answer raises `LLMError` (the task
+fails and Airflow retries it), it is never read as an empty answer.
+`enable_tracing()` turns on `mlflow.openai.autolog()`, so every replay, judge and
+optimiser call through this client becomes an MLflow trace.
 No Airflow import: the DAG reads the `llm_default` connection and passes its fields here.
 """
 
@@ -15,9 +28,7 @@ import json
 import logging
 import re
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -27,8 +38,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 log = logging.getLogger(__name__)
 
 CONNECTION_ID = "llm_default"
-_RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
-_MAX_RETRY_AFTER_S = 30.0
+_AVAILABLE_TIMEOUT_S = 5.0
 
 
 class LLMError(RuntimeError):
@@ -43,9 +53,10 @@ class LLMConfig(BaseModel):
     base_url: str = Field(description="Up to and including the API version, e.g. https://api.openai.com/v1")
     api_key: SecretStr | None = None
     model: str = Field(min_length=1, description="The model the endpoint serves")
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
-    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles on each retry")
+    timeout_s: float = Field(60.0, gt=0, description="Per attempt, connect and read")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries after the first attempt (the SDK's backoff)"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -103,7 +114,7 @@ def config_from_connection(conn: Mapping[str, Any] | None, conn_id: str = CONNEC
         "base_url": base_url,
         "api_key": conn.get("password") or extra.get("api_key") or None,
         "model": extra["model"],
-        **{k: extra[k] for k in ("timeout_s", "max_retries", "backoff_s") if k in extra},
+        **{k: extra[k] for k in ("timeout_s", "max_retries") if k in extra},
     }
     try:
         return LLMConfig.model_validate(settings)
@@ -145,24 +156,60 @@ def _url_from_host(conn: Mapping[str, Any]) -> str | None:
 
 
 def available(config: LLMConfig | None) -> bool:
-    """A cheap `GET /models`: True when the endpoint answers, so the DAG can skip cleanly when not."""
+    """A cheap `GET /models`, once, within 5 s: True when the endpoint answers, so the DAG can skip cleanly when not."""
     if config is None:
         return False
-    client = OpenAICompatibleBackend(config)
+    backend = OpenAICompatibleBackend(config)
     try:
-        client._request("GET", "/models", None, timeout=min(config.timeout_s, 5.0), retries=0)
+        backend.list_models(timeout_s=min(config.timeout_s, _AVAILABLE_TIMEOUT_S), max_retries=0)
     except LLMError as exc:
         log.warning("llm_unavailable base_url=%s reason=%s", config.base_url, exc)
         return False
     return True
 
 
-class OpenAICompatibleBackend:
-    """Chat completions with retries on 429/5xx and network errors, exponential backoff."""
+def enable_tracing(experiment: str | None = None) -> None:
+    """Trace every call of the openai client as an MLflow trace (`mlflow.openai.autolog`).
 
-    def __init__(self, config: LLMConfig, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    With `experiment`, the traces go to that MLflow experiment (made the active one);
+    otherwise to the active experiment. Call it where a DAG task creates its backend.
+    """
+    import mlflow
+
+    if experiment is not None:
+        from continuum.tracking import ensure_experiment
+
+        ensure_experiment(experiment)
+    mlflow.openai.autolog(log_traces=True, silent=True)
+    log.info("event=llm_tracing_enabled experiment=%s", experiment or "active")
+
+
+def backend_for_run(config: LLMConfig, experiment: str | None = None) -> OpenAICompatibleBackend:
+    """The backend a DAG task uses: the openai client, with every call traced to MLflow."""
+    enable_tracing(experiment)
+    return OpenAICompatibleBackend(config)
+
+
+class OpenAICompatibleBackend:
+    """Chat completions through the official `openai` client, timeout and retries from the config."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        import httpx
+        from openai import DefaultHttpxClient, OpenAI, omit
+
         self.config = config
-        self._sleep = sleep
+        key = config.api_key.get_secret_value() if config.api_key is not None else ""
+        # Without a key (a local vLLM or Ollama), no Authorization header at all, rather
+        # than whatever OPENAI_API_KEY the worker happens to have.
+        self._headers = {} if key else {"Authorization": omit}
+        self._client = OpenAI(
+            base_url=config.base_url,
+            api_key=key or "no-key",
+            timeout=httpx.Timeout(config.timeout_s),
+            max_retries=config.max_retries,
+            default_headers={"OpenAI-Organization": omit, "OpenAI-Project": omit},
+            http_client=DefaultHttpxClient(follow_redirects=False, timeout=httpx.Timeout(config.timeout_s)),
+        )
 
     def chat(
         self,
@@ -182,7 +229,7 @@ class OpenAICompatibleBackend:
         if tools:
             body["tools"] = [wire_tool(t) for t in tools]
         started = time.monotonic()
-        answer = self._request("POST", "/chat/completions", body)
+        answer = self._call("POST /chat/completions", self._client.chat.completions.create, body)
         latency_ms = int((time.monotonic() - started) * 1000)
         result = parse_completion(answer, latency_ms)
         log.info(
@@ -195,44 +242,42 @@ class OpenAICompatibleBackend:
         )
         return result
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None,
-        *,
-        timeout: float | None = None,
-        retries: int | None = None,
-    ) -> dict[str, Any]:
-        retries = self.config.max_retries if retries is None else retries
-        url = self.config.base_url + path
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.config.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
-        for attempt in range(retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method=method)
-            try:
-                with urllib.request.urlopen(request, timeout=timeout or self.config.timeout_s) as response:
-                    return json.loads(response.read().decode() or "{}")
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace") if exc.fp else ""
-                problem, retryable = f"HTTP {exc.code}: {detail}", exc.code in _RETRYABLE
-                delay = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                problem, retryable, delay = f"no answer ({getattr(exc, 'reason', exc)})", True, None
-            except json.JSONDecodeError:
-                problem, retryable, delay = "answer is not JSON", False, None
-            if not retryable or attempt == retries:
-                break
-            delay = self.config.backoff_s * 2**attempt if delay is None else delay
-            log.warning(
-                "llm_retry path=%s attempt=%d problem=%s", path, attempt + 1, self._scrub(problem)[:120]
-            )
-            self._sleep(delay)
-        raise LLMError(
-            f"LLM endpoint {self.config.base_url} failed {method} {path} after {attempt + 1} attempt(s): "
-            f"{self._scrub(problem)[:300]}; check the {CONNECTION_ID} connection and the endpoint"
+    def list_models(self, *, timeout_s: float | None = None, max_retries: int | None = None) -> list[str]:
+        """The ids of the models the endpoint serves (`GET /models`)."""
+        client = self._client.with_options(
+            timeout=timeout_s or self.config.timeout_s,
+            max_retries=self.config.max_retries if max_retries is None else max_retries,
+        )
+        answer = self._call("GET /models", client.models.list, {})
+        return [str(model.get("id")) for model in answer.get("data") or [] if isinstance(model, dict)]
+
+    def _call(self, what: str, method: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """`method(**body)` as a plain dict; every failure of the endpoint as one key-free LLMError line."""
+        import openai
+
+        try:
+            answer = method(**body, extra_headers=self._headers)
+        except openai.APIStatusError as exc:
+            problem = f"HTTP {exc.status_code}: {exc.response.text}"
+            raise self._error(what, problem, exc.response.request) from None
+        except openai.APITimeoutError as exc:
+            raise self._error(what, f"no answer within {self.config.timeout_s:g} s", exc.request) from None
+        except openai.APIConnectionError as exc:
+            reason = exc.__cause__ or exc
+            raise self._error(what, f"no answer ({reason})", exc.request) from None
+        except openai.APIError as exc:  # a 2xx the SDK cannot read (not JSON, wrong shape)
+            raise self._error(what, f"unusable answer ({exc.message})", None) from None
+        dumped = answer.model_dump() if hasattr(answer, "model_dump") else None
+        if not isinstance(dumped, dict):
+            raise self._error(what, f"unusable answer (a {type(answer).__name__}, not a JSON object)", None)
+        return dumped
+
+    def _error(self, what: str, problem: str, request: Any) -> LLMError:
+        retries = request.headers.get("x-stainless-retry-count") if request is not None else None
+        attempts = f" after {int(retries) + 1} attempt(s)" if retries and retries.isdigit() else ""
+        return LLMError(
+            f"LLM endpoint {self.config.base_url} failed {what}{attempts}: {self._scrub(problem)[:300]}; "
+            f"check the {CONNECTION_ID} connection and the endpoint"
         )
 
     def _scrub(self, text: str) -> str:
@@ -242,13 +287,6 @@ class OpenAICompatibleBackend:
             if key:
                 text = text.replace(key, "***")
         return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S) if value else None
-    except ValueError:
-        return None
 
 
 def wire_tool(tool: Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from continuum import storage
 from continuum.llm import evaluation, prompts
-from continuum.llm.backends import LLMConfig, OpenAICompatibleBackend
+from continuum.llm.backends import LLMConfig, backend_for_run
 from continuum.llm.specs import AssistantSpec
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetim
     """LLM-as-judge scores of production and every candidate on the same replayed sample."""
     import mlflow
 
-    backend = OpenAICompatibleBackend(config)
+    backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
     conversations, _, _ = evaluation.load_window(spec, window_end)
     chosen = _sample(conversations, sample, seed)
     wanted = {prompts.production(spec.name), *prompts.candidates(spec.name)} - {None}
@@ -103,7 +103,7 @@ def optimise(
         log.info("event=llm_optimise_skipped assistant=%s reason=no_production_prompt", spec.name)
         return []
     base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
-    backend = OpenAICompatibleBackend(config)
+    backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
     conversations, _, _ = evaluation.load_window(spec, window_end)
     failures = [c for c in conversations if c.get("prompt", {}).get("version") == production]
     failures = [c for c in failures if not (c.get("outcome") or {}).get("success", False)]
