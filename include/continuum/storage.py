@@ -70,6 +70,10 @@ class Keys:
     def alert(self, name: str) -> str:
         return f"alerts/{self.domain}/{name}.json"
 
+    def alert_state(self, kind: str) -> str:
+        """Noise-control state of one alert kind (outside alerts/, so listing alerts lists only alerts)."""
+        return f"alert-state/{self.domain}/{kind}.json"
+
 
 def batch_id_for(content: bytes) -> str:
     """A stable batch id: the same bytes landed twice get the same id and are processed once."""

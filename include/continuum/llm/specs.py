@@ -8,12 +8,13 @@ call this at parse time.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from continuum.specs import NAME_PATTERN, SpecError, find_spec, load_all, load_model
+from continuum.specs import NAME_PATTERN, SpecError, find_spec, load_all, load_model, parse_duration
 
 
 class _Open(BaseModel):
@@ -55,6 +56,23 @@ class Evaluation(_Open):
     bootstrap_samples: int = Field(2000, ge=100)
 
 
+class AssistantMonitoring(_Open):
+    """What the hourly `continuum_health` DAG checks for an assistant in production."""
+
+    expected_every: timedelta | None = Field(
+        None, description="New conversation logs are expected at least this often (30m, 6h, 1d); else data_missing"
+    )
+    max_safety_rate: float = Field(
+        0.05, ge=0, le=1, description="A safety rate (guardrails.safety_scores) of the production prompt above this pages"
+    )
+    min_conversations: int = Field(20, ge=1, description="Fewer production conversations in a day: too few to judge")
+
+    @field_validator("expected_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return parse_duration(value)
+
+
 class PromptVersion(_Open):
     """A shipped prompt version: the template and the model parameters it was written for."""
 
@@ -77,6 +95,7 @@ class AssistantSpec(_Open):
     price: Price
     guardrails: Guardrails = Field(default_factory=Guardrails)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    monitoring: AssistantMonitoring = Field(default_factory=AssistantMonitoring)
     prompts: list[PromptVersion] = Field(
         default_factory=list, description="Shipped versions, registered in order when the prompt does not exist"
     )
