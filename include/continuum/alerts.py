@@ -168,7 +168,9 @@ def alert_key(alert: Alert) -> str:
     from continuum.storage import Keys
 
     stamp = alert.timestamp.replace("-", "").replace(":", "")
-    suffix = f"-{alert.task_id}" if alert.task_id and _NAME.fullmatch(alert.task_id) else ""
+    resolves = alert.facts.get("resolves") if alert.kind == "resolved" else None
+    suffix = f"-{resolves}" if resolves in KINDS else ""  # two conditions may clear in the same second
+    suffix += f"-{alert.task_id}" if alert.task_id and _NAME.fullmatch(alert.task_id) else ""
     return Keys(alert.domain).alert(f"{stamp}-{alert.kind}{suffix}")
 
 
