@@ -415,3 +415,40 @@ def test_a_quarantined_record_alerts_and_a_later_valid_batch_resolves(s3):
     sent = alert_delivery.recorded("insurance_claim_risk")
     assert [a["kind"] for a in sent] == ["batch_quarantined", "resolved"]
     assert sent[0]["batch_id"] == "bad" and "driver_age in range" in sent[0]["summary"]
+
+
+# --- the CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_alerts_prints_json_lines_newest_last_with_filters(s3, capsys):
+    import json
+
+    from continuum import cli
+
+    for minutes, domain, kind in ((0, "insurance_fraud", "data_missing"), (5, "insurance_fraud", "model_stale"), (9, "claims_assistant", "model_stale")):
+        at = T0 + timedelta(minutes=minutes)
+        alerts.deliver(alerts.Alert(kind=kind, domain=domain, summary="s", timestamp=f"{at:%Y-%m-%dT%H:%M:%SZ}"), now=at)
+    capsys.readouterr()
+
+    assert cli.main(["alerts"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(a["domain"], a["kind"]) for a in lines] == [
+        ("insurance_fraud", "data_missing"),
+        ("insurance_fraud", "model_stale"),
+        ("claims_assistant", "model_stale"),
+    ]
+    assert cli.main(["alerts", "--domain", "insurance_fraud", "--since", "2026-03-02T09:01Z", "--kind", "model_stale"]) == 0
+    [only] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (only["domain"], only["kind"], only["timestamp"]) == ("insurance_fraud", "model_stale", "2026-03-02T09:05:00Z")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--kind", "nope"], "unknown alert kind 'nope'"), (["--since", "yesterday"], "not an ISO date"), (["--domain", "../x"], "not a domain")],
+)
+def test_cli_alerts_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):
+    from continuum import cli
+
+    assert cli.main(["alerts", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
