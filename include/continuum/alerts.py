@@ -240,19 +240,34 @@ def alert_from_context(
     )
 
 
-def after_decision(spec: DomainSpec, record: DecisionRecord, now: datetime | None = None) -> list[Condition]:
+def after_decision(
+    spec: DomainSpec, record: DecisionRecord, now: datetime | None = None, **where: Any
+) -> list[Condition]:
     """The conditions a batch's final decision record sets or clears, delivered; returns them.
 
     Call it once the record is final (after promotion, or after the gate for a
     quarantined batch). Each condition is keyed by the batch id, so a retried task
-    that calls it again sends nothing twice.
+    that calls it again sends nothing twice. `where` (dag_id, task_id, run_id,
+    try_number, log_url) says which task decided: `task_location(context)` in a DAG task.
     """
     from continuum import alert_delivery
 
     conditions = decision_conditions(spec, record)
     for condition in conditions:
-        alert_delivery.apply(condition, now=now, occurrence=f"batch:{record.batch_id}")
+        alert_delivery.apply(condition, now=now, occurrence=f"batch:{record.batch_id}", **where)
     return conditions
+
+
+def task_location(context: Mapping[str, Any]) -> dict[str, Any]:
+    """dag_id, task_id, run_id, try_number and log_url of the running task, from its Airflow context."""
+    alert = alert_from_context(context)
+    return {
+        "dag_id": alert.dag_id,
+        "task_id": alert.task_id,
+        "run_id": alert.run_id,
+        "try_number": alert.try_number,
+        "log_url": alert.log_url,
+    }
 
 
 def decision_conditions(

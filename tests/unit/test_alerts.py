@@ -452,3 +452,12 @@ def test_cli_alerts_bad_arguments_are_one_line_and_exit_2(capsys, argv, message)
     assert cli.main(["alerts", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_after_decision_carries_the_deciding_task_and_its_log_link(s3):
+    spec = get_domain("insurance_claim_risk")
+    where = alerts.task_location(_context())
+    alerts.after_decision(spec, _record("b1", value=0.5), now=T0, **where)
+    [sent] = alert_delivery.recorded("insurance_claim_risk")
+    assert (sent["dag_id"], sent["task_id"], sent["try_number"]) == (DAG_ID, "validate_batch", 2)
+    assert sent["log_url"].endswith("try_number=2")
