@@ -461,3 +461,49 @@ def test_after_decision_carries_the_deciding_task_and_its_log_link(s3):
     [sent] = alert_delivery.recorded("insurance_claim_risk")
     assert (sent["dag_id"], sent["task_id"], sent["try_number"]) == (DAG_ID, "validate_batch", 2)
     assert sent["log_url"].endswith("try_number=2")
+
+
+def test_every_kind_has_its_runbook_section():
+    from continuum import settings
+
+    runbook = (settings.REPO_ROOT / "docs" / "runbook.md").read_text()
+    headings = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    assert set(alerts.KINDS) <= headings
+
+
+def test_the_readme_alert_example_is_what_the_code_builds():
+    import json
+    import re
+
+    from continuum import settings
+
+    readme = (settings.REPO_ROOT / "README.md").read_text()
+    example = json.loads(re.search(r"## On-call.*?```json\n(.*?)```", readme, re.S).group(1))
+    spec = get_domain("insurance_claim_risk")
+    record = _record("3f9c2a7b1d0e4c55", value=0.8123)
+    record.champion = decision.ModelVersion(version="7")
+    record.challenger = decision.Challenger(version="9", blessed=False, why_not=["accuracy 0.8301 is under the floor 0.85"])
+    [condition] = [c for c in alerts.decision_conditions(spec, record, history=[]) if c.kind == "champion_below_floor"]
+    built = condition.alert(
+        datetime(2026, 3, 2, 9, 14, tzinfo=UTC),
+        dag_id="insurance_claim_risk_train",
+        task_id="promote",
+        run_id="asset_triggered__2026-03-02T09:10:00",
+    )
+    assert built.to_dict() == example
+
+
+def test_the_readme_routing_snippet_is_the_shipped_airflow_settings():
+    import re
+
+    import yaml
+
+    from continuum import settings
+    from continuum.local import airflow_settings
+
+    readme = (settings.REPO_ROOT / "README.md").read_text()
+    snippet = re.search(r"## On-call.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    shown = airflow_settings.parse({"airflow": yaml.safe_load(snippet)})
+    shipped = airflow_settings.load()
+    assert shown.variables[alert_delivery.ROUTES_VARIABLE] == shipped.variables[alert_delivery.ROUTES_VARIABLE]
+    assert [c for c in shipped.connections if c.conn_id in ("slack_oncall", "smtp_oncall")] == shown.connections
