@@ -101,6 +101,9 @@ def deadline_alert(
 
     The callback runs on an executor (`SyncCallback`): delivery writes to S3 with boto3,
     which is synchronous, so the triggerer's async loop is the wrong place for it.
+    Caveat (Airflow 3.3.2): `dag.test()` of a DAG with a deadline fails when the run
+    succeeds (`DeadlineAlertModel.get_by_id` receives the unserialized alert); the
+    scheduler path is unaffected.
     """
     from airflow.sdk.definitions.callback import SyncCallback
     from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
