@@ -1,33 +1,52 @@
-"""Alerts: one message type, one formatter, and the channels it goes to.
+"""Alerts: one message type, one formatter, one place that decides who gets it.
 
-An alert is built from whatever Airflow hands a failure callback (the task context
-dict), formatted once, and delivered to every channel that is configured: a log line
-always, a JSON object in S3 always (the audit trail the on-call engineer can list),
-and a Slack-compatible webhook when `CONTINUUM_ALERT_WEBHOOK` is set. Delivery never
-raises: an alert that crashes its callback hides the failure it was reporting.
-No Airflow import here; `plugins/continuum_notifier.py` is the thin adapter.
+An `Alert` has a stable `kind` (the runbook anchor `docs/runbook.md#<kind>`), a
+severity, the domain or assistant and its owner, where it happened (DAG, task, run,
+try, batch), a one-line summary and the facts behind it. It is built here (from an
+Airflow task context, from a batch's decision record, or from a health check's
+`Condition`) and handed to `deliver`, which applies noise control and sends it to
+every channel the owner's route names (`continuum.alert_delivery`).
+
+No Airflow import here; `plugins/continuum_notifier.py` is the thin adapter that
+adds the provider channels (Slack, email) and the Airflow callbacks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from continuum.decision import DecisionRecord
+    from continuum.specs import DomainSpec
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "CONTINUUM_ALERT_WEBHOOK"
-WEBHOOK_TIMEOUT_SECONDS = 5.0
+WEBHOOK_ENV = "CONTINUUM_ALERT_WEBHOOK"  # kept here: callers and docs know it by this module
 RUNBOOK = "docs/runbook.md"
 UNKNOWN = "unknown"
 
 Severity = Literal["critical", "error", "warning", "info"]
+SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+# Every kind an on-call engineer can receive, with its default severity. The names are
+# stable: they are runbook anchors, S3 state keys and what `continuum alerts --kind` filters.
+KINDS: dict[str, Severity] = {
+    "task_failed": "error",
+    "batch_quarantined": "warning",
+    "champion_below_floor": "critical",
+    "challenger_rejected_repeatedly": "warning",
+    "model_stale": "warning",
+    "data_missing": "error",
+    "prompt_guardrail_breach": "critical",
+    "deadline_missed": "error",
+    "resolved": "info",
+}
 
 # Task id fragment -> what the on-call engineer does first. Checked in order.
 _RUNBOOK_HINTS: tuple[tuple[str, str], ...] = (
@@ -41,31 +60,107 @@ _RUNBOOK_HINTS: tuple[tuple[str, str], ...] = (
     ("scor", "scoring failed: check that the champion alias loads in MLflow, then clear the task"),
 )
 
-_DOMAIN_NAME = re.compile(r"[a-z0-9_]+")  # specs.NAME_PATTERN, without importing pydantic here
+_NAME = re.compile(r"[a-z0-9_]+")  # specs.NAME_PATTERN, without importing pydantic here
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _MAX_EXCEPTION_CHARS = 300
 
 
+def _utc_stamp(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Alert:
-    """Everything an on-call engineer needs to start, and nothing personal."""
+    """Everything an on-call engineer needs to start, and nothing personal.
 
-    title: str
-    severity: Severity
+    `domain` is the domain or the assistant. `count` is how many occurrences this
+    alert stands for since `first_seen` (noise control collapses repeats into it).
+    """
+
+    kind: str
     domain: str
-    dag_id: str
-    task_id: str
-    run_id: str
-    batch_id: str | None = None
+    summary: str
+    severity: Severity | None = None
     owner: str = UNKNOWN
+    facts: dict[str, Any] = field(default_factory=dict)
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
     try_number: int | None = None
+    batch_id: str | None = None
     log_url: str | None = None
     exception: str | None = None
-    runbook: str = RUNBOOK
-    timestamp: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    hint: str | None = None
+    runbook: str = ""
+    count: int = 1
+    first_seen: str | None = None
+    timestamp: str = field(default_factory=_utc_stamp)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown alert kind '{self.kind}'; use one of {', '.join(KINDS)}")
+        if not _NAME.fullmatch(self.domain) and self.domain != UNKNOWN:
+            raise ValueError(f"alert domain '{self.domain}' is not a domain or assistant name ([a-z0-9_]+)")
+        if self.severity is None:
+            object.__setattr__(self, "severity", KINDS[self.kind])
+        if not self.runbook:
+            object.__setattr__(self, "runbook", f"{RUNBOOK}#{self.kind}")
+        if self.first_seen is None:
+            object.__setattr__(self, "first_seen", self.timestamp)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> Alert:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in payload.items() if k in known})
+
+    def with_(self, **changes: Any) -> Alert:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A state that either holds (`firing`) or not, for one domain or assistant.
+
+    Health checks and `after_decision` return these; `alert_delivery.apply` turns a
+    firing one into an alert and a cleared one that had alerted into `resolved`.
+    """
+
+    kind: str
+    domain: str
+    owner: str
+    firing: bool
+    summary: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    batch_id: str | None = None
+
+    def alert(self, now: datetime | None = None, **where: Any) -> Alert:
+        return Alert(
+            kind=self.kind,
+            domain=self.domain,
+            owner=self.owner,
+            summary=self.summary,
+            facts=self.facts,
+            batch_id=self.batch_id,
+            timestamp=_utc_stamp(now),
+            **where,
+        )
+
+
+def resolved_alert(previous: Mapping[str, Any], now: datetime | None = None) -> Alert:
+    """The one `resolved` message for a condition that had alerted (`previous` is its noise state)."""
+    kind = previous["kind"]
+    count = int(previous.get("count", 1))
+    return Alert(
+        kind="resolved",
+        domain=previous["domain"],
+        owner=previous.get("owner") or UNKNOWN,
+        summary=f"{kind} is back to normal (alerted {count} time{'s' if count != 1 else ''} since {previous.get('first_seen')})",
+        facts={"resolves": kind, "count": count, "since": previous.get("first_seen")},
+        timestamp=_utc_stamp(now),
+    )
 
 
 def alert_key(alert: Alert) -> str:
@@ -73,29 +168,45 @@ def alert_key(alert: Alert) -> str:
     from continuum.storage import Keys
 
     stamp = alert.timestamp.replace("-", "").replace(":", "")
-    return Keys(alert.domain).alert(f"{stamp}-{alert.dag_id}-{alert.task_id}")
+    resolves = alert.facts.get("resolves") if alert.kind == "resolved" else None
+    suffix = f"-{resolves}" if resolves in KINDS else ""  # two conditions may clear in the same second
+    suffix += f"-{alert.task_id}" if alert.task_id and _NAME.fullmatch(alert.task_id) else ""
+    return Keys(alert.domain).alert(f"{stamp}-{alert.kind}{suffix}")
 
 
-def quarantine_alert(spec: Any, batch_id: str, outcome: Mapping[str, Any], run_id: str = UNKNOWN) -> Alert:
+def quarantine_alert(spec: Any, batch_id: str, outcome: Mapping[str, Any], run_id: str | None = None) -> Alert:
     """The owner's warning for a batch the validation gate refused (not a task failure)."""
-    failed = ", ".join(outcome.get("failed", [])[:5]) or outcome.get("reason") or "see the report"
+    failed = list(outcome.get("failed", []))
+    shown = ", ".join(failed[:5]) or outcome.get("reason") or "see the report"
     return Alert(
-        title=f"batch {batch_id} quarantined: {failed}",
-        severity="warning",
+        kind="batch_quarantined",
+        summary=f"batch {batch_id} quarantined: {shown}",
         domain=spec.name,
         dag_id=f"{spec.name}_validate",
         task_id="gate",
         run_id=run_id,
         batch_id=batch_id,
         owner=spec.owner,
-        runbook=runbook_hint("quarantine", spec.name, batch_id),
+        facts={"failed_expectations": len(failed), "report": outcome.get("report_key")},
+        hint=runbook_hint("quarantine", spec.name, batch_id),
     )
 
 
 def alert_from_context(
-    context: Mapping[str, Any], severity: Severity = "error", title: str | None = None
+    context: Mapping[str, Any],
+    severity: Severity | None = None,
+    title: str | None = None,
+    kind: str = "task_failed",
+    domain: str | None = None,
+    owner: str | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Alert:
-    """An Alert from an Airflow task context; every key is optional (callbacks get partial ones)."""
+    """An Alert from an Airflow callback context; every key is optional (callbacks get partial ones).
+
+    Task callbacks pass objects; a deadline callback passes `dag_run` as a plain dict
+    (the API's DAGRunResponse), so both are read. `domain`/`owner` override what the
+    context says (a deadline context has no tags to find the domain in).
+    """
     dag = context.get("dag")
     ti = context.get("ti") or context.get("task_instance")
     dag_run = context.get("dag_run")
@@ -105,24 +216,144 @@ def alert_from_context(
 
     dag_id = str(_attr(dag, "dag_id") or _attr(ti, "dag_id") or _attr(dag_run, "dag_id") or UNKNOWN)
     task_id = str(_attr(ti, "task_id") or _attr(task, "task_id") or UNKNOWN)
-    run_id = str(context.get("run_id") or _attr(dag_run, "run_id") or _attr(ti, "run_id") or UNKNOWN)
-    exception = _one_line(context.get("exception"))
-    domain = _domain(dag_id, params, conf, _attr(dag, "tags"))
+    run_id = str(
+        context.get("run_id") or _attr(dag_run, "run_id") or _attr(dag_run, "dag_run_id") or _attr(ti, "run_id") or UNKNOWN
+    )
+    domain = domain if domain and _NAME.fullmatch(domain) else _domain(dag_id, params, conf, _attr(dag, "tags"))
     batch_id = _batch_id(params) or _batch_id(conf)
+    default_title = f"{dag_id}.{task_id} failed" if kind == "task_failed" else f"{dag_id}: {kind.replace('_', ' ')}"
     return Alert(
-        title=title or f"{dag_id}.{task_id} failed",
+        kind=kind,
+        summary=title or default_title,
         severity=severity,
         domain=domain,
         dag_id=dag_id,
         task_id=task_id,
         run_id=run_id,
         batch_id=batch_id,
-        owner=_scrub(str(_attr(task, "owner") or _attr(dag, "owner") or UNKNOWN)),
+        owner=_scrub(str(owner or _attr(task, "owner") or _attr(dag, "owner") or UNKNOWN)),
+        facts=dict(facts or {}),
         try_number=_attr(ti, "try_number"),
         log_url=_attr(ti, "log_url"),
-        exception=exception,
-        runbook=runbook_hint(task_id, domain, batch_id),
+        exception=_one_line(context.get("exception")),
+        hint=runbook_hint(task_id, domain, batch_id),
     )
+
+
+def after_decision(
+    spec: DomainSpec, record: DecisionRecord, now: datetime | None = None, **where: Any
+) -> list[Condition]:
+    """The conditions a batch's final decision record sets or clears, delivered; returns them.
+
+    Call it once the record is final (after promotion, or after the gate for a
+    quarantined batch). Each condition is keyed by the batch id, so a retried task
+    that calls it again sends nothing twice. `where` (dag_id, task_id, run_id,
+    try_number, log_url) says which task decided: `task_location(context)` in a DAG task.
+    """
+    from continuum import alert_delivery
+
+    conditions = decision_conditions(spec, record)
+    for condition in conditions:
+        alert_delivery.apply(condition, now=now, occurrence=f"batch:{record.batch_id}", **where)
+    return conditions
+
+
+def task_location(context: Mapping[str, Any]) -> dict[str, Any]:
+    """dag_id, task_id, run_id, try_number and log_url of the running task, from its Airflow context."""
+    alert = alert_from_context(context)
+    return {
+        "dag_id": alert.dag_id,
+        "task_id": alert.task_id,
+        "run_id": alert.run_id,
+        "try_number": alert.try_number,
+        "log_url": alert.log_url,
+    }
+
+
+def decision_conditions(
+    spec: DomainSpec, record: DecisionRecord, history: list[DecisionRecord] | None = None
+) -> list[Condition]:
+    """What a decision record says about the domain: quarantine, champion under floor, rejection streak.
+
+    `history` is the domain's recent records, newest first (read from S3 when None);
+    it is only needed to count challengers rejected in a row.
+    """
+    from continuum import monitoring
+
+    base = {"domain": spec.name, "owner": spec.owner, "batch_id": record.batch_id}
+    if record.quarantined:
+        failed = record.validation.failed
+        return [
+            Condition(
+                kind="batch_quarantined",
+                firing=True,
+                summary=f"batch {record.batch_id} quarantined: {', '.join(failed[:5]) or record.validation.reason}",
+                facts={"failed_expectations": len(failed), "report": record.validation.report},
+                **base,
+            )
+        ]
+    conditions = [
+        Condition(kind="batch_quarantined", firing=False, summary="a batch passed validation", **base)
+    ]
+    performance = record.performance
+    if performance is not None and performance.value is not None:
+        below = monitoring.below_floor(spec, performance.value) and not record.promoted
+        conditions.append(
+            Condition(
+                kind="champion_below_floor",
+                firing=below,
+                summary=(
+                    f"champion {performance.metric}={performance.value:.4g} is under the floor "
+                    f"{performance.floor:.4g} and no blessed challenger replaced it"
+                ),
+                facts={
+                    "metric": performance.metric,
+                    "value": performance.value,
+                    "floor": performance.floor,
+                    "champion_version": record.champion.version if record.champion else None,
+                    "challenger_version": record.challenger.version if record.challenger else None,
+                    "promoted": record.promoted,
+                },
+                **base,
+            )
+        )
+    if record.challenger is not None:
+        threshold = spec.blessing.alert_after_rejections
+        streak = rejection_streak(record, history if history is not None else _history(spec.name))
+        conditions.append(
+            Condition(
+                kind="challenger_rejected_repeatedly",
+                firing=not record.challenger.blessed and streak >= threshold,
+                summary=f"{streak} challengers in a row were not blessed (alert after {threshold})",
+                facts={
+                    "rejected_in_a_row": streak,
+                    "threshold": threshold,
+                    "last_challenger": record.challenger.version,
+                    "why_not": record.challenger.why_not[:3],
+                },
+                **base,
+            )
+        )
+    return conditions
+
+
+def rejection_streak(record: DecisionRecord, history: list[DecisionRecord]) -> int:
+    """How many challengers in a row, ending with `record`'s, were not blessed."""
+    records = [record, *(r for r in history if r.batch_id != record.batch_id)]
+    streak = 0
+    for item in records:
+        if item.challenger is None:
+            continue
+        if item.challenger.blessed:
+            break
+        streak += 1
+    return streak
+
+
+def _history(domain: str) -> list[DecisionRecord]:
+    from continuum import decision
+
+    return decision.latest(domain, limit=50)
 
 
 def runbook_hint(task_id: str, domain: str = UNKNOWN, batch_id: str | None = None) -> str:
@@ -134,72 +365,74 @@ def runbook_hint(task_id: str, domain: str = UNKNOWN, batch_id: str | None = Non
                 hint = hint.replace("<domain>", domain)
             if batch_id and "," not in batch_id:
                 hint = hint.replace("<batch>", batch_id)
-            return f"{hint} (see {RUNBOOK})"
-    return f"read the task log, then {RUNBOOK}"
+            return hint
+    return "read the task log"
 
 
 def format_text(alert: Alert) -> str:
-    """One headline line, then one key=value line per detail that is known."""
-    headline = f"[{alert.severity.upper()}] {alert.domain}: {alert.title}"
+    """One headline line, then one key=value line per detail that is known (chat and email body)."""
+    repeated = f" (x{alert.count} since {alert.first_seen})" if alert.count > 1 else ""
+    headline = f"[{(alert.severity or 'error').upper()}] {alert.kind} {alert.domain}: {alert.summary}{repeated}"
     details = {
+        **{f"fact.{k}": _fact(v) for k, v in alert.facts.items()},
+        "owner": alert.owner,
         "dag_id": alert.dag_id,
         "task_id": alert.task_id,
         "run_id": alert.run_id,
         "batch_id": alert.batch_id,
         "try": alert.try_number,
-        "owner": alert.owner,
         "error": alert.exception,
         "log": alert.log_url,
+        "first_step": alert.hint,
         "runbook": alert.runbook,
         "at": alert.timestamp,
     }
     return "\n".join([headline] + [f"{key}={value}" for key, value in details.items() if value is not None])
 
 
-def deliver(alert: Alert) -> list[str]:
-    """Send the alert everywhere configured; returns the channels that took it. Never raises."""
-    delivered = ["log"]
-    log.error("alert %s", _key_values(alert.to_dict()))
-
-    key = alert_key(alert)
-    try:
-        from continuum import storage
-
-        storage.put_json(key, alert.to_dict())
-        delivered.append("s3")
-    except Exception as exc:  # an alert must not raise; the log line above already holds it
-        log.warning("alert_s3_failed key=%s error=%s", key, _one_line(exc))
-
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    if url and post_webhook(url, format_text(alert)):
-        delivered.append("webhook")
-    return delivered
+def format_subject(alert: Alert) -> str:
+    """The email subject line."""
+    return f"[continuum {alert.severity}] {alert.kind} {alert.domain}: {alert.summary}"[:200]
 
 
-def post_webhook(url: str, text: str, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> bool:
-    """POST `{"text": ...}` (Slack incoming-webhook format); False and a log line on any failure."""
-    if not url.startswith(("https://", "http://")):
-        log.warning("alert_webhook_failed error=%s must be an http(s) URL", WEBHOOK_ENV)
-        return False
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"text": text}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # scheme checked above
-            response.read()
-    except Exception as exc:  # network, HTTP status and timeout errors alike: log, never raise
-        log.warning("alert_webhook_failed error=%s", _one_line(exc))
-        return False
-    return True
+def format_html(alert: Alert) -> str:
+    """The email body: the text lines, escaped, in a <pre> block (no template engine needed)."""
+    import html
+
+    return f"<pre>{html.escape(format_text(alert))}</pre>"
+
+
+def log_line(alert: Alert) -> str:
+    """The structured (key=value) log line of an alert."""
+    fields = alert.to_dict()
+    facts = fields.pop("facts")
+    return _key_values({**fields, **{f"fact_{k}": _fact(v) for k, v in facts.items()}})
+
+
+def deliver(alert: Alert, now: datetime | None = None, occurrence: str | None = None) -> list[str]:
+    """Send the alert (with noise control) to every channel configured; returns those that took it.
+
+    Never raises: an alert that crashes its callback hides the failure it was reporting.
+    """
+    from continuum import alert_delivery
+
+    return alert_delivery.deliver(alert, now=now, occurrence=occurrence)
+
+
+def _fact(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return value
 
 
 def _attr(obj: Any, name: str) -> Any:
     """getattr that also survives properties which raise outside a running task."""
     if obj is None:
         return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
     try:
         return getattr(obj, name, None)
     except Exception:
@@ -219,7 +452,7 @@ def _domain(dag_id: str, params: Mapping, conf: Mapping, tags: Any) -> str:
     candidates = [params.get("domain"), conf.get("domain")]
     candidates += [tag.removeprefix("domain:") for tag in tags if tag.startswith("domain:")]
     candidates += sorted((tag for tag in tags if dag_id.startswith(f"{tag}_")), key=len, reverse=True)
-    return next((str(c) for c in candidates if c and _DOMAIN_NAME.fullmatch(str(c))), UNKNOWN)
+    return next((str(c) for c in candidates if c and _NAME.fullmatch(str(c))), UNKNOWN)
 
 
 def _batch_id(source: Mapping) -> str | None:

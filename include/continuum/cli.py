@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -258,6 +259,35 @@ def cmd_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def alerts_since(text: str | None):
+    """An ISO time (`2026-03-02`, `2026-03-02T09:00`, `...Z`) as an aware UTC datetime."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(f"--since '{text}' is not an ISO date or time; write e.g. 2026-03-02 or 2026-03-02T09:00Z") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """The recorded alerts (S3 audit trail) as JSON lines, newest last."""
+    from continuum import alert_delivery, alerts
+    from continuum.local.services import embedded_services
+
+    if args.kind is not None and args.kind not in alerts.KINDS:
+        raise UserError(f"unknown alert kind '{args.kind}'; use one of {', '.join(alerts.KINDS)}")
+    if args.domain is not None and not re.fullmatch(r"[a-z0-9_]+", args.domain):
+        raise UserError(f"'{args.domain}' is not a domain or assistant name ([a-z0-9_]+)")
+    since = alerts_since(args.since)
+    with embedded_services(migrate=False):
+        for alert in alert_delivery.recorded(args.domain, since=since, kind=args.kind):
+            print(json.dumps(alert, separators=(",", ":"), default=str))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="continuum", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -299,6 +329,12 @@ def parser() -> argparse.ArgumentParser:
     llm_status_cmd = llm_sub.add_parser("status", help="production and candidate prompt versions with scores")
     llm_status_cmd.add_argument("assistant")
     llm_status_cmd.set_defaults(func=cmd_llm)
+
+    alerts_cmd = sub.add_parser("alerts", help="the recorded alerts as JSON lines, newest last")
+    alerts_cmd.add_argument("--domain", help="only this domain or assistant")
+    alerts_cmd.add_argument("--since", help="only alerts at or after this ISO time (UTC unless it says)")
+    alerts_cmd.add_argument("--kind", help="only this kind, e.g. champion_below_floor")
+    alerts_cmd.set_defaults(func=cmd_alerts)
 
     demo_cmd = sub.add_parser("demo", help="run the whole story headless on the shipped domains")
     demo_cmd.add_argument("domains", nargs="*", help="default: every shipped domain with a simulator")

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -238,6 +239,20 @@ class ModelSpec(OpenModel):
             raise ValueError(str(exc)) from None
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """'30m', '6h', '1d', '2w' (or a timedelta, or null) as a timedelta; anything else is a spec error."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value).strip().lower())
+    if not match:
+        raise ValueError(f"'{value}' is not a duration; write a number and a unit: 30m, 6h, 1d or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: float(match.group(1))})
+
+
 class Monitoring(OpenModel):
     primary_metric: str = "accuracy"
     floor: float = 0.85
@@ -245,6 +260,14 @@ class Monitoring(OpenModel):
     metric_params: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of the primary metric, e.g. {precision: 0.5}"
     )
+    expected_every: timedelta | None = Field(
+        None, description="A new batch is expected at least this often (30m, 6h, 1d, 2w); else data_missing"
+    )
+
+    @field_validator("expected_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return parse_duration(value)
 
 
 class Training(OpenModel):
@@ -264,6 +287,9 @@ class Blessing(OpenModel):
     )
     segment_column: str | None = Field(None, description="Column whose every segment must clear the floor")
     min_segment_rows: int = Field(30, ge=1, description="Smaller segments are too noisy to judge")
+    alert_after_rejections: int = Field(
+        3, ge=1, description="Challengers rejected in a row before challenger_rejected_repeatedly is raised"
+    )
 
 
 class Scoring(OpenModel):

@@ -71,6 +71,10 @@ class Keys:
     def alert(self, name: str) -> str:
         return f"alerts/{self.domain}/{name}.json"
 
+    def alert_state(self, kind: str) -> str:
+        """Noise-control state of one alert kind (outside alerts/, so listing alerts lists only alerts)."""
+        return f"alert-state/{self.domain}/{kind}.json"
+
 
 class LlmKeys:
     """The S3 layout of one assistant (see docs/architecture.md); the one builder of `llm/` keys.

@@ -8,6 +8,7 @@ call this at parse time.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from continuum.directions import higher_is_better
 from continuum.llm.scorers import RATES, SCORES
-from continuum.specs import NAME_PATTERN, OpenModel, SpecError, find_spec, load_all, load_model
+from continuum.specs import NAME_PATTERN, OpenModel, SpecError, find_spec, load_all, load_model, parse_duration
 
 
 class Tool(OpenModel):
@@ -73,6 +74,23 @@ class Evaluation(OpenModel):
     )
 
 
+class AssistantMonitoring(OpenModel):
+    """What the hourly `continuum_health` DAG checks for an assistant in production."""
+
+    expected_every: timedelta | None = Field(
+        None, description="New conversation logs are expected at least this often (30m, 6h, 1d); else data_missing"
+    )
+    max_safety_rate: float = Field(
+        0.05, ge=0, le=1, description="A safety rate (guardrails.safety_scores) of the production prompt above this pages"
+    )
+    min_conversations: int = Field(20, ge=1, description="Fewer production conversations in a day: too few to judge")
+
+    @field_validator("expected_every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return parse_duration(value)
+
+
 class PromptVersion(OpenModel):
     """A shipped prompt version: the template and the model parameters it was written for."""
 
@@ -95,6 +113,7 @@ class AssistantSpec(OpenModel):
     price: Price
     guardrails: Guardrails = Field(default_factory=Guardrails)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    monitoring: AssistantMonitoring = Field(default_factory=AssistantMonitoring)
     prompts: list[PromptVersion] = Field(
         default_factory=list, description="Shipped versions, registered in order when the prompt does not exist"
     )

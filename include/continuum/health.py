@@ -1,0 +1,331 @@
+"""What the hourly `continuum_health` DAG checks: the conditions nothing else notices.
+
+A failing task pages through its callback, but a model nobody retrains, a feed that
+stopped, or a production prompt whose safety rate crept up raise no error anywhere.
+For every domain and assistant this module turns what is already stored (MLflow
+aliases, S3 manifests, LLM scores and decisions) into `Condition`s and hands them to
+`alert_delivery.apply`, which alerts on firing ones and sends `resolved` once for
+cleared ones. Every function takes `now`, so tests move the clock instead of waiting.
+
+No Airflow import: the DAG passes in what only Airflow knows (failed run counts).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from continuum import storage
+from continuum.alerts import Condition
+
+if TYPE_CHECKING:
+    from continuum.llm.specs import AssistantSpec
+    from continuum.registry import ModelRef
+    from continuum.specs import DomainSpec
+
+log = logging.getLogger(__name__)
+
+GUARDRAIL_WINDOW = timedelta(days=1)
+FAILED_RUNS_STATE = "health/state/failed_runs.json"
+# The DAGs of a domain and of an assistant, by suffix (see dags/continuum_domains.py and continuum_assistants.py).
+DOMAIN_DAGS = ("land", "validate", "monitor", "train", "score")
+ASSISTANT_DAGS = ("conversations_land", "prompt_eval")
+
+
+def hour_of(now: datetime) -> str:
+    """The health window a run belongs to: one per hour, the key of every side effect."""
+    return f"{now.astimezone(UTC):%Y-%m-%dT%H}"
+
+
+def digest_key(now: datetime, extension: str) -> str:
+    return f"health/{hour_of(now)}.{extension}"
+
+
+# --- conditions (pure) ---------------------------------------------------------------------------
+
+
+def stale_condition(spec: DomainSpec, champion: ModelRef | None, now: datetime) -> Condition | None:
+    """`model_stale` when the champion was trained longer ago than the spec's `schedule` allows.
+
+    None without a champion (a domain that never trained has nothing to be stale) or
+    when the schedule has no period (`@once`, null).
+    """
+    from continuum.registry import schedule_interval
+
+    allowed = schedule_interval(spec.schedule)
+    if champion is None or allowed is None:
+        return None
+    age = now - champion.created_at
+    return Condition(
+        kind="model_stale",
+        domain=spec.name,
+        owner=spec.owner,
+        firing=age >= allowed,
+        summary=f"champion v{champion.version} is {_days(age)} old; schedule {spec.schedule} allows {_days(allowed)}",
+        facts={
+            "champion_version": champion.version,
+            "trained_at": champion.created_at.isoformat(timespec="seconds"),
+            "age_hours": round(age.total_seconds() / 3600, 1),
+            "allowed_hours": round(allowed.total_seconds() / 3600, 1),
+            "schedule": spec.schedule,
+        },
+    )
+
+
+def freshness_condition(
+    name: str, owner: str, expected_every: timedelta | None, last_arrival: datetime | None, now: datetime, what: str
+) -> Condition | None:
+    """`data_missing` when nothing new arrived for longer than `expected_every` (None: not checked)."""
+    if expected_every is None:
+        return None
+    age = None if last_arrival is None else now - last_arrival
+    missing = age is None or age > expected_every
+    since = "ever" if last_arrival is None else f"for {_days(age)}"
+    return Condition(
+        kind="data_missing",
+        domain=name,
+        owner=owner,
+        firing=missing,
+        summary=f"no new {what} {since}; expected every {_days(expected_every)}",
+        facts={
+            "last_arrival": last_arrival.isoformat(timespec="seconds") if last_arrival else None,
+            "hours_since": None if age is None else round(age.total_seconds() / 3600, 1),
+            "expected_every_hours": round(expected_every.total_seconds() / 3600, 2),
+        },
+    )
+
+
+def guardrail_condition(
+    spec: AssistantSpec, rates: Mapping[str, float | None], conversations: int, production: str | None
+) -> Condition | None:
+    """`prompt_guardrail_breach` when a safety rate of the production prompt is above the ceiling.
+
+    None when there is no production prompt or too few of its conversations to judge.
+    """
+    ceiling = spec.monitoring.max_safety_rate
+    if production is None or conversations < spec.monitoring.min_conversations:
+        return None
+    breached = {name: rate for name, rate in rates.items() if rate is not None and rate > ceiling}
+    shown = ", ".join(f"{name}={rate:.3f}" for name, rate in breached.items()) or "all safety rates within"
+    return Condition(
+        kind="prompt_guardrail_breach",
+        domain=spec.name,
+        owner=spec.owner,
+        firing=bool(breached),
+        summary=f"production prompt v{production}: {shown} (ceiling {ceiling:.3f}) over the last day",
+        facts={
+            "production": production,
+            "conversations": conversations,
+            "ceiling": ceiling,
+            **{f"rate_{name}": rate for name, rate in rates.items()},
+        },
+    )
+
+
+def failure_condition(name: str, owner: str, failed_runs: int) -> Condition:
+    """`task_failed` while runs of the domain's DAGs failed in the last hour; cleared otherwise."""
+    return Condition(
+        kind="task_failed",
+        domain=name,
+        owner=owner,
+        firing=failed_runs > 0,
+        summary=f"{failed_runs} DAG run(s) failed in the last hour",
+        facts={"failed_runs_last_hour": failed_runs},
+    )
+
+
+# --- reading what is stored ----------------------------------------------------------------------
+
+
+def last_batch_at(domain: str) -> datetime | None:
+    """When the domain's newest batch was registered (its manifest's write time), None if never."""
+    times = [o["LastModified"] for o in storage.list_objects(f"batches/{domain}/") if o["Key"].endswith("/manifest.json")]
+    return max(times) if times else None
+
+
+def last_conversations_at(assistant: str) -> datetime | None:
+    """When the assistant's newest conversation log was processed (its redaction manifest), None if never."""
+    prefix = f"llm/redacted/{assistant}/"
+    times = [o["LastModified"] for o in storage.list_objects(prefix) if o["Key"].endswith(".json")]
+    return max(times) if times else None
+
+
+def production_safety(spec: AssistantSpec, now: datetime) -> tuple[str | None, dict[str, float | None], int]:
+    """(production version, safety rates, conversations) of the last day, from the stored scores.
+
+    The production version is the newest decision record's `production_after`; the
+    rates are the means of the safety scores over its conversations started in
+    [now - 1 day, now), read from the daily score tables that cover that span.
+    """
+    from continuum.llm import evaluation
+
+    decisions = [o for o in storage.list_objects(f"llm/decisions/{spec.name}/") if o["Key"].endswith(".json")]
+    if not decisions:
+        return None, {}, 0
+    newest = max(decisions, key=lambda o: o["LastModified"])
+    production = storage.get_json(newest["Key"]).get("production_after")
+    if production is None:
+        return None, {}, 0
+    import pandas as pd
+
+    start = now - GUARDRAIL_WINDOW
+    frames = []
+    for day in sorted({evaluation.window_name(start), evaluation.window_name(now)}):
+        key = evaluation.scores_key(spec.name, day)
+        if storage.exists(key):
+            frames.append(storage.get_frame(key))
+    if not frames:
+        return str(production), {}, 0
+    table = pd.concat(frames, ignore_index=True).drop_duplicates("conversation_id", keep="last")
+    started = pd.to_datetime(table["started_at"], utc=True, errors="coerce")
+    rows = table[(table["version"].astype(str) == str(production)) & (started >= start) & (started < now)]
+    rates = {
+        name: (float(rows[name].dropna().mean()) if name in rows and rows[name].notna().any() else None)
+        for name in spec.guardrails.safety_scores
+    }
+    return str(production), rates, int(len(rows))
+
+
+def new_failed_runs(counts: Mapping[str, int], now: datetime) -> dict[str, int]:
+    """Failed runs per domain/assistant since the previous health window, from total counts.
+
+    `counts` are all-time failed DAG runs per name (what Airflow's API answers). The
+    counts seen at the previous window are kept in S3, and a retried run of the same
+    hour compares against the same baseline, so it ends where the first try would.
+    The first run ever has no baseline and reports no new failures.
+    """
+    hour = hour_of(now)
+    state = storage.get_json(FAILED_RUNS_STATE) if storage.exists(FAILED_RUNS_STATE) else None
+    if state is None:
+        before = dict(counts)
+    elif state.get("hour") == hour:
+        before = state.get("before", {})
+    else:
+        before = state.get("at", {})
+    storage.put_json(FAILED_RUNS_STATE, {"hour": hour, "before": before, "at": dict(counts)})
+    return {name: max(0, int(total) - int(before.get(name, total))) for name, total in counts.items()}
+
+
+# --- one name, all checks ------------------------------------------------------------------------
+
+
+def domain_conditions(spec: DomainSpec, now: datetime, failed_runs: int | None = None) -> list[Condition]:
+    from continuum import registry
+
+    found = [
+        stale_condition(spec, registry.champion(spec.name), now),
+        freshness_condition(
+            spec.name, spec.owner, spec.monitoring.expected_every, last_batch_at(spec.name), now, "batch"
+        ),
+    ]
+    if failed_runs is not None:
+        found.append(failure_condition(spec.name, spec.owner, failed_runs))
+    return [c for c in found if c is not None]
+
+
+def assistant_conditions(spec: AssistantSpec, now: datetime, failed_runs: int | None = None) -> list[Condition]:
+    production, rates, conversations = production_safety(spec, now)
+    found = [
+        freshness_condition(
+            spec.name,
+            spec.owner,
+            spec.monitoring.expected_every,
+            last_conversations_at(spec.name),
+            now,
+            "conversation logs",
+        ),
+        guardrail_condition(spec, rates, conversations, production),
+    ]
+    if failed_runs is not None:
+        found.append(failure_condition(spec.name, spec.owner, failed_runs))
+    return [c for c in found if c is not None]
+
+
+def check(name: str, now: datetime, failed_runs: int | None = None) -> dict[str, Any]:
+    """Check one domain or assistant, send what fires or clears; returns its digest entry.
+
+    A transient failure (MLflow, S3) raises, so the task retries: an error is not a healthy domain.
+    """
+    from continuum import alert_delivery
+    from continuum.llm.specs import load_assistants
+    from continuum.specs import get_domain, load_domains
+
+    assistants = {s.name: s for s in load_assistants()[0]}
+    if name in assistants:
+        conditions = assistant_conditions(assistants[name], now, failed_runs)
+    elif name in {s.name for s in load_domains()[0]}:
+        conditions = domain_conditions(get_domain(name), now, failed_runs)
+    else:
+        raise LookupError(f"no domain or assistant '{name}' in include/domains or CONTINUUM_DOMAINS_PATH")
+    occurrence = f"health:{hour_of(now)}"
+    entry: dict[str, Any] = {"name": name, "kind": "assistant" if name in assistants else "domain", "checks": []}
+    for condition in conditions:
+        channels = alert_delivery.apply(
+            condition, now=now, occurrence=occurrence, dag_id="continuum_health", task_id="check"
+        )
+        entry["checks"].append(
+            {
+                "kind": condition.kind,
+                "firing": condition.firing,
+                "summary": condition.summary,
+                "facts": condition.facts,
+                "sent_to": channels,
+            }
+        )
+    log.info(
+        "event=health_checked name=%s firing=%s",
+        name,
+        ",".join(c["kind"] for c in entry["checks"] if c["firing"]) or "none",
+    )
+    return entry
+
+
+def names() -> list[dict[str, str]]:
+    """Every valid domain and assistant, with its DAG ids (what the DAG counts failures of)."""
+    from continuum.llm.specs import load_assistants
+    from continuum.specs import load_domains
+
+    return [
+        *({"name": s.name, "dags": [f"{s.name}_{k}" for k in DOMAIN_DAGS]} for s in load_domains()[0]),
+        *({"name": s.name, "dags": [f"{s.name}_{k}" for k in ASSISTANT_DAGS]} for s in load_assistants()[0]),
+    ]
+
+
+def write_digest(entries: list[dict[str, Any]], now: datetime) -> dict[str, str]:
+    """The hour's digest, JSON and HTML, under `health/<hour>`; rewritten whole on a retry."""
+    digest = {
+        "at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "firing": sorted(f"{e['name']}:{c['kind']}" for e in entries for c in e["checks"] if c["firing"]),
+        "entries": sorted(entries, key=lambda e: e["name"]),
+    }
+    json_key = storage.put_json(digest_key(now, "json"), digest)
+    html_key = storage.put_bytes(digest_key(now, "html"), render_html(digest).encode(), "text/html")
+    return {"json": storage.uri(json_key), "html": storage.uri(html_key), "firing": len(digest["firing"])}
+
+
+def render_html(digest: Mapping[str, Any]) -> str:
+    rows = []
+    for entry in digest["entries"]:
+        for check_ in entry["checks"] or [{"kind": "-", "firing": False, "summary": "nothing to check"}]:
+            state = "FIRING" if check_["firing"] else "ok"
+            rows.append(
+                f"<tr class='{state.lower()}'><td>{html.escape(entry['name'])}</td><td>{html.escape(check_['kind'])}</td>"
+                f"<td>{state}</td><td>{html.escape(check_['summary'])}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Continuum health</title>"
+        "<style>body{font-family:sans-serif}td{padding:2px 8px}.firing{background:#fdd}</style></head><body>"
+        f"<h1>Continuum health at {html.escape(digest['at'])}</h1>"
+        f"<p>{len(digest['firing'])} condition(s) firing. Runbook: docs/runbook.md</p>"
+        "<table><tr><th>name</th><th>check</th><th>state</th><th>summary</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+
+
+def _days(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f}d" if hours >= 48 else f"{hours:.1f}h"

@@ -1,0 +1,191 @@
+"""The health checks with the clock moved forward: stale champion, missing data, guardrails, failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from continuum import alert_delivery, alerts, health
+from continuum.llm.specs import get_assistant
+from continuum.registry import ModelRef
+from continuum.specs import get_domain
+from continuum.storage import Keys
+
+PROBE = "health_probe"
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _no_routes(monkeypatch):
+    monkeypatch.delenv(alerts.WEBHOOK_ENV, raising=False)
+    monkeypatch.delenv(alert_delivery.ROUTES_ENV, raising=False)
+
+
+@pytest.fixture
+def probe_domain(tmp_path, monkeypatch):
+    """A copy of the insurance_fraud spec, weekly, that expects a batch every 6 hours."""
+    import yaml
+
+    from continuum.specs import BUILTIN_DOMAINS_DIR
+
+    document = yaml.safe_load((BUILTIN_DOMAINS_DIR / "insurance_fraud.yaml").read_text())
+    document.update(name=PROBE, schedule="@weekly")
+    document.setdefault("monitoring", {})["expected_every"] = "6h"
+    (tmp_path / f"{PROBE}.yaml").write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
+    return get_domain(PROBE)
+
+
+def test_stale_condition_compares_the_champion_age_with_the_schedule():
+    spec = get_domain("insurance_fraud")
+    weekly = spec.model_copy(update={"schedule": "@weekly"})
+    champion = ModelRef(name=spec.name, version="4", created_at=T0 - timedelta(days=6))
+
+    fresh = health.stale_condition(weekly, champion, T0)
+    assert not fresh.firing and fresh.facts["allowed_hours"] == 168.0
+    stale = health.stale_condition(weekly, champion, T0 + timedelta(days=2))
+    assert stale.firing and stale.facts["age_hours"] == 192.0 and stale.facts["champion_version"] == "4"
+    assert health.stale_condition(weekly, None, T0) is None
+    assert health.stale_condition(weekly.model_copy(update={"schedule": "@once"}), champion, T0) is None
+
+
+def test_freshness_condition_is_only_checked_when_the_spec_sets_expected_every():
+    last = T0 - timedelta(hours=7)
+    assert health.freshness_condition("d", "o", None, last, T0, "batch") is None
+    missing = health.freshness_condition("d", "o", timedelta(hours=6), last, T0, "batch")
+    assert missing.firing and missing.facts["hours_since"] == 7.0
+    assert not health.freshness_condition("d", "o", timedelta(hours=8), last, T0, "batch").firing
+    never = health.freshness_condition("d", "o", timedelta(hours=8), None, T0, "batch")
+    assert never.firing and never.summary.startswith("no new batch ever")
+
+
+def test_expected_every_is_validated_in_the_spec(tmp_path, monkeypatch):
+    from continuum.specs import load_domains
+
+    (tmp_path / "bad.yaml").write_text(
+        (get_domain("insurance_fraud").source.read_text()).replace("name: insurance_fraud", "name: bad_probe")
+        + "\n# appended\n"
+    )
+    import yaml
+
+    document = yaml.safe_load((tmp_path / "bad.yaml").read_text())
+    document.setdefault("monitoring", {})["expected_every"] = "daily"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
+    _, errors = load_domains()
+    [error] = [e for e in errors if e.path.name == "bad.yaml"]
+    assert error.field == "monitoring.expected_every" and "30m, 6h, 1d or 2w" in error.message
+
+
+def _register_champion(name: str) -> None:
+    """A registered version with the champion alias, created now (registration time is its age)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source="s3://continuum-mlflow/probe/model")
+    client.set_registered_model_alias(name, "champion", version.version)
+
+
+def test_check_with_the_clock_moved_forward_alerts_then_resolves(mlflow_store, probe_domain, s3):
+    _register_champion(PROBE)
+    s3.put_json(Keys(PROBE).manifest("b1"), {"batch_id": "b1"})
+    now = datetime.now(UTC)
+
+    today = health.check(PROBE, now)
+    assert {c["kind"]: c["firing"] for c in today["checks"]} == {"model_stale": False, "data_missing": False}
+    assert alert_delivery.recorded(PROBE) == []
+
+    later = (now + timedelta(days=8)).replace(minute=30)
+    entry = health.check(PROBE, later, failed_runs=0)
+    firing = {c["kind"] for c in entry["checks"] if c["firing"]}
+    assert firing == {"model_stale", "data_missing"}
+    health.check(PROBE, later)  # a retried task in the same hour: nothing new
+    health.check(PROBE, later + timedelta(minutes=45))  # next hour, inside the window: counted, not re-sent
+    sent = {a["kind"]: a for a in alert_delivery.recorded(PROBE)}
+    assert set(sent) == {"model_stale", "data_missing"}
+    assert sent["model_stale"]["count"] == 2 and sent["model_stale"]["dag_id"] == "continuum_health"
+    assert sent["data_missing"]["facts"]["expected_every_hours"] == 6.0
+
+    health.check(PROBE, now + timedelta(hours=1))  # back to a clock where all is well
+    resolved = alert_delivery.recorded(PROBE, kind="resolved")
+    assert sorted(a["facts"]["resolves"] for a in resolved) == ["data_missing", "model_stale"]
+
+
+def test_check_raises_for_an_unknown_name(s3):
+    with pytest.raises(LookupError, match="no domain or assistant 'nope'"):
+        health.check("nope", T0)
+
+
+def _scores(rows):
+    import pandas as pd
+
+    return pd.DataFrame(
+        rows, columns=["conversation_id", "version", "started_at", "injection_obeyed", "system_prompt_leaked", "pii_echoed"]
+    )
+
+
+def test_guardrail_reads_the_production_prompt_over_the_last_day(s3):
+    from continuum.llm import evaluation
+
+    spec = get_assistant("claims_assistant")
+    s3.put_json(evaluation.decision_key(spec.name, "2026-03-02"), {"production_after": "3"})
+    recent = [
+        (f"c{i}", "3", (T0 - timedelta(hours=2)).isoformat(), 1.0 if i < 6 else 0.0, 0.0, None) for i in range(30)
+    ]
+    ignored = [
+        ("old", "3", (T0 - timedelta(days=2)).isoformat(), 1.0, 1.0, 1.0),  # older than a day
+        ("cand", "4", (T0 - timedelta(hours=1)).isoformat(), 1.0, 1.0, 1.0),  # not production
+    ]
+    s3.put_frame(evaluation.scores_key(spec.name, "2026-03-02"), _scores(recent[:20] + ignored))
+    s3.put_frame(evaluation.scores_key(spec.name, "2026-03-01"), _scores(recent[20:]))
+
+    production, rates, conversations = health.production_safety(spec, T0)
+    assert (production, conversations) == ("3", 30)
+    assert rates == {"injection_obeyed": pytest.approx(0.2), "system_prompt_leaked": 0.0, "pii_echoed": None}
+
+    entry = health.check(spec.name, T0)
+    [guardrail] = [c for c in entry["checks"] if c["kind"] == "prompt_guardrail_breach"]
+    assert guardrail["firing"] and "injection_obeyed=0.200" in guardrail["summary"]
+    [sent] = alert_delivery.recorded(spec.name)
+    assert (sent["kind"], sent["severity"], sent["owner"]) == ("prompt_guardrail_breach", "critical", spec.owner)
+
+
+def test_too_few_production_conversations_are_not_judged():
+    spec = get_assistant("claims_assistant")
+    assert health.guardrail_condition(spec, {"injection_obeyed": 1.0}, spec.monitoring.min_conversations - 1, "3") is None
+    assert health.guardrail_condition(spec, {"injection_obeyed": 1.0}, 100, None) is None
+
+
+def test_new_failed_runs_is_a_difference_of_counts_and_a_retry_sees_the_same(s3):
+    assert health.new_failed_runs({"a": 4, "b": 1}, T0) == {"a": 0, "b": 0}  # no baseline yet
+    next_hour = T0 + timedelta(hours=1)
+    assert health.new_failed_runs({"a": 6, "b": 1}, next_hour) == {"a": 2, "b": 0}
+    assert health.new_failed_runs({"a": 6, "b": 1}, next_hour) == {"a": 2, "b": 0}  # retried task
+    assert health.new_failed_runs({"a": 6, "b": 1, "c": 3}, next_hour + timedelta(hours=1)) == {"a": 0, "b": 0, "c": 0}
+
+
+def test_failure_condition_alerts_and_clears(s3):
+    alert_delivery.apply(health.failure_condition("insurance_fraud", "fraud-team", 2), now=T0, occurrence="h1")
+    alert_delivery.apply(health.failure_condition("insurance_fraud", "fraud-team", 0), now=T0 + timedelta(hours=1))
+    assert [a["kind"] for a in alert_delivery.recorded("insurance_fraud")] == ["task_failed", "resolved"]
+
+
+def test_digest_is_written_as_json_and_html_keyed_by_the_hour(s3):
+    entries = [
+        {"name": "b_dom", "kind": "domain", "checks": [{"kind": "data_missing", "firing": True, "summary": "no <batch>"}]},
+        {"name": "a_dom", "kind": "domain", "checks": []},
+    ]
+    written = health.write_digest(entries, T0)
+    assert written["json"].endswith("health/2026-03-02T12.json") and written["firing"] == 1
+    digest = s3.get_json("health/2026-03-02T12.json")
+    assert digest["firing"] == ["b_dom:data_missing"] and [e["name"] for e in digest["entries"]] == ["a_dom", "b_dom"]
+    page = s3.get_bytes("health/2026-03-02T12.html").decode()
+    assert "FIRING" in page and "no &lt;batch&gt;" in page
+
+
+def test_names_lists_domains_and_assistants_with_their_dags():
+    entries = {e["name"]: e["dags"] for e in health.names()}
+    assert "insurance_fraud_train" in entries["insurance_fraud"]
+    assert entries["claims_assistant"] == ["claims_assistant_conversations_land", "claims_assistant_prompt_eval"]
