@@ -284,3 +284,23 @@ def test_the_stack_logs_in_with_fab_and_an_admin_from_the_env_file():
         assert name in example, f".env.example lacks {name}"
     assert example[environment.ADMIN_USER_VARS[1]] == "change-me"
     assert "apache-airflow-providers-fab" in (REPO / "requirements.txt").read_text()
+
+
+def test_helm_values_run_the_same_image_settings_loader_and_auth():
+    from continuum.local import environment
+
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    init = " ".join(values["createUserJob"]["args"])
+    assert init.endswith(init_loader_command()[0]), "the Helm init job must run compose's settings loader line"
+    assert values["createUserJob"]["applyCustomEnv"], "the init job needs the admin variables from continuum-env"
+    assert values["executor"] in ("CeleryExecutor", "KubernetesExecutor", "CeleryExecutor,KubernetesExecutor")
+    assert values["executor"] != "CeleryExecutor" or values["workers"]["keda"]["enabled"]
+    assert values["postgresql"]["enabled"] is False and values["pgbouncer"]["enabled"] is True
+    assert values["data"]["metadataSecretName"], "the metadata DB URL must come from a Secret"
+    assert values["config"]["core"]["auth_manager"] == environment.FAB_AUTH_MANAGER
+    assert values["airflowVersion"] == re.search(r"apache/airflow:(\d+\.\d+\.\d+)", (REPO / "Dockerfile").read_text())[1]
+    names = {item["name"] for item in values["env"]}
+    assert {"MLFLOW_TRACKING_URI", "CONTINUUM_BUCKET", "CONTINUUM_MLFLOW_ARTIFACTS"} <= names
+    for path, key, value in _strings(values):
+        secret_value = SECRET_NAME.search(key) and not key.endswith("SecretName")
+        assert not (secret_value and value), f"deploy/helm/values.yaml{path} holds a secret"

@@ -112,3 +112,38 @@ def test_stop_all_ends_running_tasks_before_the_api_server_and_s3_last(tmp_path,
     assert all(child.exited() is not None for child in running)
     assert running[3].exited() == 0, "the scheduler was killed instead of exiting once its task ended"
     assert not task.is_running() or task.status() == psutil.STATUS_ZOMBIE
+
+
+def test_scheduler_and_workers_wait_until_the_api_server_answers(tmp_path):
+    """The start mirror of the stop order: no task is dispatched before the API server is up."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from types import SimpleNamespace
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(200 if self.path == "/api/v2/monitor/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)  # bound now, answering only once serve_forever runs
+    port = server.server_address[1]
+    answering = threading.Event()
+
+    def serve_later():
+        time.sleep(2)
+        answering.set()
+        server.serve_forever()
+
+    threading.Thread(target=serve_later, daemon=True).start()
+    api_server = platform.Child("api-server", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "a.log")
+    api_server.start(env={"PATH": "/usr/bin:/bin"})
+    try:
+        plan = SimpleNamespace(ports=SimpleNamespace(airflow=port))
+        platform.wait_for_api_server(plan, api_server, threading.Event())
+        assert answering.is_set(), "returned before the API server answered"
+    finally:
+        server.shutdown()
+        platform.stop_all([api_server])
