@@ -19,3 +19,6 @@ RUN pip install --no-cache-dir --no-deps -e /opt/airflow
 # Baked in as well, so the image runs without bind mounts (e.g. with the Helm chart).
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
+# Pools, connections and variables: every deployment's init step loads this file with
+# `python -m continuum.local.airflow_settings /opt/airflow/airflow_settings.yaml`.
+COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -83,17 +84,18 @@ def stop_and_check(supervisor: subprocess.Popen, home: Path, children: dict[str,
         assert name
 
 
-def check_airflow(env: dict[str, str]) -> None:
+def check_airflow(env: dict[str, str], login: tuple[str, str] = ("admin", "admin")) -> str:
+    """Health, login, pools and DAGs of the running Airflow; returns the API token."""
     base = f"http://127.0.0.1:{env['CONTINUUM_AIRFLOW_PORT']}"
     status, health = http("GET", f"{base}/api/v2/monitor/health")
     assert status == 200 and health["metadatabase"]["status"] == "healthy"
-    status, login = http("POST", f"{base}/auth/token", {"username": "admin", "password": "admin"})
-    token = login["access_token"]
+    status, answer = http("POST", f"{base}/auth/token", {"username": login[0], "password": login[1]})
+    token = answer["access_token"]
     status, pools = http("GET", f"{base}/api/v2/pools", token=token)
     assert {"continuum_training", "continuum_validation"} <= {p["name"] for p in pools["pools"]}
     if not list(settings.dags_dir().glob("*.py")):
         assert http("GET", f"{base}/api/v2/dags", token=token)[0] == 200
-        return
+        return token
     while True:  # parsing happens after readiness; DAGs or import errors show up within the refresh interval
         dags = http("GET", f"{base}/api/v2/dags", token=token)[1]
         errors = http("GET", f"{base}/api/v2/importErrors", token=token)[1]
@@ -102,6 +104,7 @@ def check_airflow(env: dict[str, str]) -> None:
         time.sleep(2)
     assert dags["total_entries"] > 0, f"no DAG listed; import errors: {errors['import_errors']}"
     assert not any(d["is_paused"] for d in dags["dags"])
+    return token
 
 
 def check_mlflow_and_s3(env: dict[str, str], home: Path) -> None:
@@ -141,8 +144,61 @@ def services_reachable() -> str | None:
     return None
 
 
+def celery_tasks_per_worker(env: dict[str, str]) -> dict[str, int]:
+    """How many tasks each Celery worker has executed, from the workers themselves (`celery inspect stats`)."""
+    app = "airflow.providers.celery.executors.celery_executor.app"
+    result = subprocess.run([str(Path(sys.executable).parent / "celery"), "--app", app, "inspect", "stats", "--json"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    return {worker: sum((data.get("total") or {}).values()) for worker, data in stats.items()}
+
+
+def production_env(home: Path, airflow_db: str, mlflow_db: str, login: tuple[str, str]) -> dict[str, str]:
+    return platform_env(
+        home,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{airflow_db}",
+        CONTINUUM_MLFLOW_BACKEND_URI=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{mlflow_db}",
+        AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/11",
+        CONTINUUM_CELERY_WORKERS="2",
+        _AIRFLOW_WWW_USER_USERNAME=login[0],
+        _AIRFLOW_WWW_USER_PASSWORD=login[1],
+    )
+
+
+def land_and_wait_for_decision(env: dict[str, str], monkeypatch, domain: str, data: bytes) -> dict:
+    """Land a batch in the platform's S3 and wait, without triggering anything, until its record is final."""
+    from continuum import decision, landing, storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{env['CONTINUUM_S3_PORT']}")
+    storage.client.cache_clear()
+    landing.land_file(domain, f"{domain}-prod-test.csv", data)
+    batch_id = storage.batch_id_for(data)
+    while True:  # the land DAG polls every minute; the other DAGs follow by Assets
+        record = decision.load(domain, batch_id)
+        if record.quarantined or record.scores or "scoring" in record.extra:  # the last step wrote
+            storage.client.cache_clear()
+            return record.model_dump(mode="json")
+        time.sleep(5)
+
+
+def trigger_and_follow(env: dict[str, str], token: str, dag_id: str) -> str:
+    """Trigger a DAG run and follow it to its end with the official REST API client."""
+    import airflow_client.client as client
+
+    configuration = client.Configuration(host=f"http://127.0.0.1:{env['CONTINUUM_AIRFLOW_PORT']}", access_token=token)
+    with client.ApiClient(configuration) as api:
+        runs = client.DagRunApi(api)
+        run = runs.trigger_dag_run(dag_id, client.TriggerDAGRunPostBody(logical_date=None, conf={}))
+        while (state := runs.get_dag_run(dag_id, run.dag_run_id).state.value) not in ("success", "failed"):
+            time.sleep(3)
+    return state
+
+
 @pytest.mark.services
-def test_production_topology_runs_celery_on_postgres_and_redis(tmp_path):
+@pytest.mark.timeout(900)
+def test_production_topology_runs_a_domain_loop_on_two_celery_workers(tmp_path, monkeypatch):
+    """`make up-prod`: Celery on PostgreSQL and Redis, FAB login, MLflow on its own database."""
     missing = services_reachable()
     if missing:
         if REQUIRE_SERVICES:
@@ -152,19 +208,31 @@ def test_production_topology_runs_celery_on_postgres_and_redis(tmp_path):
 
     suffix = uuid.uuid4().hex[:8]
     airflow_db, mlflow_db = f"continuum_test_airflow_{suffix}", f"continuum_test_mlflow_{suffix}"
+    login = ("ops_admin", f"pw-{uuid.uuid4().hex}")
     home = tmp_path / "home"
-    env = platform_env(
-        home,
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{airflow_db}",
-        CONTINUUM_MLFLOW_BACKEND_URI=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{mlflow_db}",
-        AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/13",
-    )
+    env = production_env(home, airflow_db, mlflow_db, login)
+    domain = "insurance_claim_risk"
+    data = (settings.REPO_ROOT / "tests" / "data" / f"{domain}_valid.csv").read_bytes()
     supervisor, running = start(env, production=True), {}
     try:
         running = wait_ready(supervisor, home)
-        assert running["mode"] == "production" and "celery-worker" in running["children"]
-        check_airflow(env)
+        assert running["mode"] == "production"
+        assert {"celery-worker-1", "celery-worker-2"} <= set(running["children"])
+        base = f"http://127.0.0.1:{env['CONTINUUM_AIRFLOW_PORT']}"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # FAB checks the password: a wrong one is refused
+            http("POST", f"{base}/auth/token", {"username": login[0], "password": "wrong"})
+        assert refused.value.code in (400, 401)
+        token = check_airflow(env, login)
         check_mlflow_and_s3(env, home)
+
+        record = land_and_wait_for_decision(env, monkeypatch, domain, data)
+        # trained, registered and judged on the workers (whether it beats the floor is the data's business)
+        assert not record["quarantined"] and record["retrain"]["triggered"] and record["challenger"]["version"], record
+        assert trigger_and_follow(env, token, f"{domain}_land") == "success"
+        per_worker = celery_tasks_per_worker(env)
+        assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
+        assert (domain,) in table_rows(mlflow_db, "SELECT name FROM registered_models")
+        assert table_rows(airflow_db, "SELECT to_regclass('public.registered_models')") == [(None,)]
     finally:
         if supervisor.poll() is None:
             stop_and_check(supervisor, home, running.get("children", {}))
@@ -173,4 +241,16 @@ def test_production_topology_runs_celery_on_postgres_and_redis(tmp_path):
         with conn.cursor() as cur:
             for name in (airflow_db, mlflow_db):
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def table_rows(database: str, query: str) -> list[tuple]:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
         conn.close()

@@ -213,3 +213,94 @@ def test_dockerfile_extends_airflow_3_3_on_python_3_11_and_installs_the_lock():
     )
     assert "--constraint" not in text, "requirements.txt is a full lock: install it without constraints"
     assert re.search(r"pip install[^\n]*--no-deps", text), "Dockerfile does not install the continuum package"
+
+
+# The one settings loader every deployment runs after `airflow db migrate` (see preflight.py).
+LOADER = re.compile(r"python -m continuum\.local\.airflow_settings (?P<file>/opt/airflow/\S+)")
+
+
+def init_loader_command() -> re.Match:
+    """The settings-loader line of airflow-init's script (the test_init_* tests run it for real)."""
+    script = "\n".join(str(part) for part in SERVICES["airflow-init"].get("command", []))
+    match = LOADER.search(script)
+    assert match, "airflow-init does not run `python -m continuum.local.airflow_settings <file>`"
+    return match
+
+
+def init_settings_file() -> Path:
+    """The settings file airflow-init loads, as a path in this repository (the image copies the repo's)."""
+    return REPO / init_loader_command()["file"].removeprefix("/opt/airflow/")
+
+
+def test_init_loads_the_settings_file_with_the_same_loader_as_the_local_platform():
+    from continuum.local import airflow_settings
+
+    assert init_settings_file() == airflow_settings.DEFAULT_FILE, "init must load the repository's settings file"
+    script = "\n".join(str(part) for part in SERVICES["airflow-init"]["command"])
+    line = next(line for line in script.splitlines() if LOADER.search(line))
+    assert line.strip().startswith("/entrypoint "), "run the loader through /entrypoint, which migrates the DB first"
+    assert _env("airflow-init").get("_AIRFLOW_DB_MIGRATE") == "true", "airflow-init must migrate before loading"
+    preflight_source = (REPO / "include/continuum/local/preflight.py").read_text()
+    assert '"continuum.local.airflow_settings"' in preflight_source, "the local platform must use the same loader"
+
+
+def test_the_settings_file_is_in_the_image_and_mounted_where_init_reads_it():
+    target = init_loader_command()["file"]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(rf"^COPY\b.*\bairflow_settings\.yaml {re.escape(target)}$", dockerfile, re.MULTILINE), (
+        f"the Dockerfile does not copy airflow_settings.yaml to {target}"
+    )
+    mounts = [str(m) for m in SERVICES["airflow-init"].get("volumes", [])]
+    assert any(re.search(rf"/airflow_settings\.yaml:{re.escape(target)}(:ro)?$", m) for m in mounts), (
+        f"airflow-init does not mount ./airflow_settings.yaml at {target}"
+    )
+
+
+def test_every_pool_a_dag_uses_is_created_by_init():
+    """Discovered from the DagBag: a task in a pool nobody creates waits forever on the deployed stack."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from continuum.local import airflow_settings
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.dags and not bag.import_errors, bag.import_errors
+    used = {task.pool for dag in bag.dags.values() for task in dag.tasks} - {"default_pool"}
+    assert used, "no DAG uses a pool: the gate and training tasks should"
+    created = {pool.name for pool in airflow_settings.load(init_settings_file()).pools}
+    assert used <= created, f"pools used by DAGs but not created by airflow-init: {sorted(used - created)}"
+
+
+def test_the_stack_logs_in_with_fab_and_an_admin_from_the_env_file():
+    from continuum.local import environment
+
+    for service in AIRFLOW_SERVICES:
+        assert _env(service).get("AIRFLOW__CORE__AUTH_MANAGER") == environment.FAB_AUTH_MANAGER, (
+            f"{service} must use the FAB auth manager"
+        )
+    script = "\n".join(str(part) for part in SERVICES["airflow-init"]["command"])
+    example = _env_example()
+    for name in environment.ADMIN_USER_VARS:
+        assert re.search(rf"\$\{{{name}:\?", script), f"airflow-init must stop when {name} is missing"
+        assert name in example, f".env.example lacks {name}"
+    assert example[environment.ADMIN_USER_VARS[1]] == "change-me"
+    assert "apache-airflow-providers-fab" in (REPO / "requirements.txt").read_text()
+
+
+def test_helm_values_run_the_same_image_settings_loader_and_auth():
+    from continuum.local import environment
+
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    init = " ".join(values["createUserJob"]["args"])
+    assert init.endswith(init_loader_command()[0]), "the Helm init job must run compose's settings loader line"
+    assert values["createUserJob"]["applyCustomEnv"], "the init job needs the admin variables from continuum-env"
+    assert values["executor"] in ("CeleryExecutor", "KubernetesExecutor", "CeleryExecutor,KubernetesExecutor")
+    assert values["executor"] != "CeleryExecutor" or values["workers"]["keda"]["enabled"]
+    assert values["postgresql"]["enabled"] is False and values["pgbouncer"]["enabled"] is True
+    assert values["data"]["metadataSecretName"], "the metadata DB URL must come from a Secret"
+    assert values["config"]["core"]["auth_manager"] == environment.FAB_AUTH_MANAGER
+    assert values["airflowVersion"] == re.search(r"apache/airflow:(\d+\.\d+\.\d+)", (REPO / "Dockerfile").read_text())[1]
+    names = {item["name"] for item in values["env"]}
+    assert {"MLFLOW_TRACKING_URI", "CONTINUUM_BUCKET", "CONTINUUM_MLFLOW_ARTIFACTS"} <= names
+    for path, key, value in _strings(values):
+        secret_value = SECRET_NAME.search(key) and not key.endswith("SecretName")
+        assert not (secret_value and value), f"deploy/helm/values.yaml{path} holds a secret"

@@ -105,3 +105,23 @@ airflow:
         assert [(p.slots, p.description) for p in pools] == [(4, "training")]
     assert Variable.get(var) == "two"
     assert Variable.get(webhook) == "https://hooks.example/set-in-ui"
+
+
+def test_admin_login_comes_from_both_variables_or_none():
+    user, password = airflow_settings.ADMIN_VARS
+    assert airflow_settings.admin_login({}) is None
+    assert airflow_settings.admin_login({user: "ops", password: "s3cret"}) == ("ops", "s3cret")
+    with pytest.raises(SettingsFileError, match=password):
+        airflow_settings.admin_login({user: "ops"})
+
+
+def test_production_uses_fab_with_an_admin_and_make_run_keeps_the_simple_auth_manager(tmp_path):
+    from continuum.local import environment
+
+    secrets = {"jwt_secret": "j" * 64, "api_secret_key": "a", "fernet_key": "f"}
+    production = environment.plan({"CONTINUUM_HOME": str(tmp_path)}, production=True, secrets=secrets).env
+    embedded = environment.plan({"CONTINUUM_HOME": str(tmp_path)}, secrets=secrets).env
+    assert production["AIRFLOW__CORE__AUTH_MANAGER"] == airflow_settings.FAB_AUTH_MANAGER
+    assert airflow_settings.admin_login(production) == environment.ADMIN_LOGIN
+    assert embedded["AIRFLOW__CORE__AUTH_MANAGER"] == environment.SIMPLE_AUTH_MANAGER
+    assert airflow_settings.admin_login(embedded) is None

@@ -8,19 +8,28 @@ that a variable with an empty value only declares the variable and never erases 
 set in the UI (e.g. a webhook URL you keep out of the repository). Entries whose name
 is empty are skipped, as the Astro CLI does, so the template's blank entries are harmless.
 
-Run in a process whose environment points at the platform's Airflow:
-`python -m continuum.local.airflow_settings airflow_settings.yaml`.
+The same command initialises every deployment after `airflow db migrate`: `make run`,
+`make up-prod`, compose's `airflow-init` and the Helm chart's jobs run
+`python -m continuum.local.airflow_settings airflow_settings.yaml`
+in a process whose environment points at that deployment's Airflow. With the FAB auth
+manager (production) it also creates the admin user named by `_AIRFLOW_WWW_USER_USERNAME`
+and `_AIRFLOW_WWW_USER_PASSWORD` (the official image's names), or resets its password to
+that value, so changing the password in the env file and re-running init takes effect.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from continuum import settings
+from continuum.local.environment import ADMIN_USER_VARS as ADMIN_VARS
+from continuum.local.environment import FAB_AUTH_MANAGER
 
 DEFAULT_FILE = settings.REPO_ROOT / "airflow_settings.yaml"
 
@@ -156,15 +165,64 @@ def apply(wanted: AirflowSettings) -> dict[str, int]:
     return {"connections": len(wanted.connections), "pools": len(wanted.pools), "variables": len(wanted.variables)}
 
 
+def admin_login(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The admin user to create from the env file, or None when neither variable is set."""
+    username, password = (environ.get(name, "") for name in ADMIN_VARS)
+    if not username and not password:
+        return None
+    if not username or not password:
+        missing = ADMIN_VARS[0] if not username else ADMIN_VARS[1]
+        raise SettingsFileError(f"{missing} is empty; set both {ADMIN_VARS[0]} and {ADMIN_VARS[1]} (env file)")
+    return username, password
+
+
+def ensure_admin(username: str, password: str, email: str | None = None) -> str:
+    """Create the FAB user with role Admin, or reset its password and role; returns 'created' or 'updated'.
+
+    `airflow users create` leaves an existing user as it is, so a changed password in the
+    env file would never apply; FAB's security manager does both cases.
+    """
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        manager = appbuilder.sm
+        role = manager.find_role("Admin")
+        user = manager.find_user(username=username)
+        if user is None:
+            created = manager.add_user(
+                username, "Continuum", "Admin", email or f"{username}@example.invalid", role, password
+            )
+            if not created:
+                raise RuntimeError(f"FAB refused to create user {username!r}; see the log above")
+            return "created"
+        manager.reset_password(user.id, password)
+        if role not in user.roles:
+            user.roles.append(role)
+            manager.update_user(user)
+        return "updated"
+
+
+def uses_fab() -> bool:
+    from airflow.configuration import conf
+
+    return conf.get("core", "auth_manager") == FAB_AUTH_MANAGER
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0]) if argv else DEFAULT_FILE
     try:
         counts = apply(load(path))
+        login = admin_login(os.environ)
     except SettingsFileError as exc:
         print(f"continuum: {exc}", file=sys.stderr)
         return 2
     print("event=airflow_settings_loaded file={} {}".format(path, " ".join(f"{k}={v}" for k, v in counts.items())))
+    if login and uses_fab():
+        outcome = ensure_admin(*login, email=os.environ.get("_AIRFLOW_WWW_USER_EMAIL") or None)
+        print(f"event=admin_user_{outcome} auth_manager=fab")
+    elif login:
+        print("event=admin_user_skipped reason=auth_manager_is_not_fab")
     return 0
 
 

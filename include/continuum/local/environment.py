@@ -25,6 +25,10 @@ PORT_VARS = {"airflow": "CONTINUUM_AIRFLOW_PORT", "mlflow": "CONTINUUM_MLFLOW_PO
 DEFAULT_PORTS = {"airflow": 8080, "mlflow": 5000, "s3": 9000}
 ADMIN_LOGIN = ("admin", "admin")  # local development only: the API server binds to loopback
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# Production (`make up-prod`, compose, Helm): real users and roles. The admin user comes
+# from these variables (the official image's names); set them to your own values.
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+ADMIN_USER_VARS = ("_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD")
 
 # Production topology without Docker: the local PostgreSQL and Redis services.
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -112,6 +116,10 @@ def airflow_env(
     if production:
         database = f"{POSTGRES}/{AIRFLOW_PG_DB}"
         env |= {
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+            # Loopback only, like `make run`; the user's own values win (see plan()).
+            ADMIN_USER_VARS[0]: ADMIN_LOGIN[0],
+            ADMIN_USER_VARS[1]: ADMIN_LOGIN[1],
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "AIRFLOW__CELERY__BROKER_URL": REDIS_BROKER,

@@ -3,8 +3,9 @@
 It does what `airflow standalone` does, plus MLflow and S3, with the failure modes made
 explicit: preconditions first (one line each), then `airflow db migrate` and
 `airflow_settings.yaml`, then every component as a child process in its own process
-group (so Ctrl-C reaches the supervisor only and it stops children in order, S3 last for
-the final snapshot). Output is prefixed by component and also kept in
+group (so Ctrl-C reaches the supervisor only and it stops children in order, see
+`STOP_WAVES`: whatever runs tasks first, the API server after them, S3 last for the final
+snapshot). Output is prefixed by component and also kept in
 `<home>/logs/<component>.log`. The supervisor writes `<home>/platform.json` while it
 runs so CLI commands use the running services instead of starting their own.
 """
@@ -29,6 +30,25 @@ from continuum.local.airflow_settings import DEFAULT_FILE as SETTINGS_FILE
 
 BIN = Path(sys.executable).parent
 STOP_TIMEOUT = 30.0
+# How long a task process may take to report its state after SIGTERM (on_kill, state update).
+TASK_STOP_GRACE = 10.0
+# The order in which components stop, one wave at a time. Tasks report their state to the
+# API server, so what runs tasks (scheduler with its executor, Celery workers) stops first
+# while the API server still answers: tasks drain, or fail cleanly and are retried by the
+# next start, instead of retrying against a dead API server. Parsing and deferral stop
+# next, then the API server; MLflow and S3 last, because tasks write to them, and S3's
+# snapshot must see every write. A component not named here stops with the first wave.
+STOP_WAVES: tuple[tuple[str, ...], ...] = (
+    ("scheduler", "celery-worker"),
+    ("dag-processor", "triggerer"),
+    ("api-server",),
+    ("mlflow",),
+    ("s3",),
+)
+WORKERS_VAR = "CONTINUUM_CELERY_WORKERS"
+# The longest the scheduler and workers wait for the API server before starting anyway
+# (supervise() then reports whatever does not come up).
+API_START_TIMEOUT = 300.0
 _print_lock = threading.Lock()
 
 
@@ -44,6 +64,7 @@ class Child:
     name: str
     command: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # on top of the platform's environment
     process: subprocess.Popen | None = None
     _reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -51,7 +72,7 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             self.command,
-            env=env,
+            env=env | self.env,
             cwd=environment.settings.REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -95,6 +116,15 @@ class Child:
         except psutil.Error:
             return []
 
+    def tasks(self) -> list:
+        """The task processes below the component: Airflow runs each task in a process group of its own."""
+        result = []
+        for process in self.descendants():
+            with contextlib.suppress(OSError):
+                if os.getpgid(process.pid) != self.process.pid:
+                    result.append(process)
+        return result
+
     def wait(self, timeout: float) -> bool:
         if self.process is None:
             return True
@@ -125,9 +155,32 @@ def children(plan: environment.Plan, log_dir: Path) -> list[Child]:
     for component in components:
         result.append(Child(component, [str(BIN / "airflow"), component], log_dir / f"{component}.log"))
     if plan.production:
-        command = [str(BIN / "airflow"), "celery", "worker", "--concurrency", str(max(2, os.cpu_count() or 2))]
-        result.append(Child("celery-worker", command, log_dir / "celery-worker.log"))
+        result += celery_workers(plan, log_dir)
     return result
+
+
+def worker_count(env: dict[str, str]) -> int:
+    raw = env.get(WORKERS_VAR) or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 16:
+        raise ValueError(f"{WORKERS_VAR}={raw!r} is not a worker count; set it to a number from 1 to 16")
+    return int(raw)
+
+
+def celery_workers(plan: environment.Plan, log_dir: Path) -> list[Child]:
+    """`CONTINUUM_CELERY_WORKERS` Celery workers (default 1), as separate machines would run them.
+
+    Workers on one host need distinct Celery node names; only the first serves task logs
+    on the worker log port (the others' logs are local files the API server reads too).
+    """
+    count = worker_count(plan.env)
+    concurrency = str(max(2, os.cpu_count() or 2) if count == 1 else 2)
+    workers = []
+    for number in range(1, count + 1):
+        name = "celery-worker" if count == 1 else f"celery-worker-{number}"
+        command = [str(BIN / "airflow"), "celery", "worker", "--concurrency", concurrency]
+        command += ["--celery-hostname", f"{name}@%h"] + (["--skip-serve-logs"] if number > 1 else [])
+        workers.append(Child(name, command, log_dir / f"{name}.log"))
+    return workers
 
 
 def _get(url: str) -> tuple[int, bytes] | None:
@@ -158,10 +211,29 @@ def readiness(plan: environment.Plan) -> dict[str, bool]:
     return status
 
 
+def wait_for_api_server(plan: environment.Plan, api_server: Child, stop: threading.Event) -> None:
+    """Hold back the scheduler and workers until the API server answers (or dies, or Ctrl-C).
+
+    The mirror of the stop order: a task started before the API server is up spends its
+    first attempts on connection errors (measured: ~50 s of API start on a busy 2-core box).
+    """
+    url = f"http://{environment.HOST}:{plan.ports.airflow}/api/v2/monitor/health"
+    deadline = time.monotonic() + API_START_TIMEOUT
+    while api_server.exited() is None and time.monotonic() < deadline and not stop.is_set():
+        answer = _get(url)
+        if answer is not None and answer[0] == 200:
+            return
+        stop.wait(1.0)
+
+
 def banner(plan: environment.Plan) -> str:
     yours = {"mlflow": not plan.start_mlflow, "s3": not plan.start_s3}
+    login = f"login {environment.ADMIN_LOGIN[0]} / {environment.ADMIN_LOGIN[1]}"
+    user_var, password_var = environment.ADMIN_USER_VARS
+    if plan.production and plan.env.get(password_var) != environment.ADMIN_LOGIN[1]:
+        login = f"login {plan.env.get(user_var)} / ${password_var}"
     rows = [
-        ("Airflow UI", plan.endpoints["airflow"], f"login {environment.ADMIN_LOGIN[0]} / {environment.ADMIN_LOGIN[1]}"),
+        ("Airflow UI", plan.endpoints["airflow"], login),
         ("MLflow", plan.endpoints["mlflow"], "yours (MLFLOW_TRACKING_URI)" if yours["mlflow"] else ""),
         ("S3 endpoint", plan.endpoints["s3"], "yours (AWS_ENDPOINT_URL)" if yours["s3"] else
          f"buckets {environment.bucket(plan.env)}, {environment.mlflow_bucket(plan.env)}"),
@@ -189,38 +261,62 @@ def state_record(plan: environment.Plan, running: list[Child], status: str) -> d
     }
 
 
+def stop_waves(running: list[Child]) -> list[list[Child]]:
+    """The running components grouped by `STOP_WAVES`, first wave first, empty waves left out."""
+    def wave_of(child: Child) -> int:
+        for index, names in enumerate(STOP_WAVES):
+            if any(child.name == name or child.name.startswith(f"{name}-") for name in names):
+                return index
+        return 0
+
+    waves = [[c for c in running if wave_of(c) == index] for index in range(len(STOP_WAVES))]
+    return [wave for wave in waves if wave]
+
+
 def stop_all(running: list[Child]) -> None:
-    """SIGTERM each component, wait, SIGKILL stragglers; S3 goes last so its snapshot sees every write.
+    """Stop wave by wave (`STOP_WAVES`): SIGTERM, wait, end the tasks still running, SIGKILL stragglers.
 
     SIGTERM goes to the main process first, as `airflow standalone` does: the scheduler's
-    LocalExecutor hangs on shutdown when its worker processes are signalled too. Whatever
-    is left in the group once the main process is gone (or after the timeout) is killed.
+    LocalExecutor and Celery's warm shutdown then wait for running tasks (drain). Tasks
+    still running after `STOP_TIMEOUT` get SIGTERM themselves while the API server is
+    still up, so they fail cleanly and record it (Airflow retries them on the next start).
+    Whatever is left in a group once its main process is gone (or after that) is killed.
     """
-    waves = [[c for c in running if c.name != "s3"], [c for c in running if c.name == "s3"]]
-    for wave in waves:
-        # Task processes start sessions of their own, so the group kill below misses them:
+    for wave in stop_waves(running):
+        # Task processes run in process groups of their own, so the group kill below misses them:
         # remember every descendant now, while they are still in the tree.
         descendants = [d for child in wave for d in child.descendants()]
+        tasks = [p for child in wave for p in child.tasks()]
         for child in wave:
             child.signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        if not _wait_all(wave, STOP_TIMEOUT):
+            # Only the task processes: signalling the executor's own workers hangs the
+            # LocalExecutor, while a task's on-TERM handler reports it failed and exits.
+            _kill_survivors(tasks, grace=TASK_STOP_GRACE)
+            _wait_all(wave, TASK_STOP_GRACE)
         for child in wave:
-            if not child.wait(max(0.1, deadline - time.monotonic())):
+            if child.exited() is None:
                 say("continuum", f"{child.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
             child.signal(signal.SIGKILL, group=True)
             child.wait(10)
         _kill_survivors(descendants)
 
 
-def _kill_survivors(processes: list) -> None:
-    """SIGTERM, then SIGKILL, whatever is left of a component's process tree."""
+def _wait_all(wave: list[Child], timeout: float) -> bool:
+    """True once every component of the wave has exited, False at the timeout."""
+    deadline = time.monotonic() + timeout
+    return all([child.wait(max(0.1, deadline - time.monotonic())) for child in wave])
+
+
+def _kill_survivors(processes: list, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, whatever is left of a component's process tree."""
     import psutil
 
     alive = [p for p in processes if p.is_running()]
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, still = psutil.wait_procs(alive, timeout=5)
+    _, still = psutil.wait_procs(alive, timeout=grace)
     for process in still:
         with contextlib.suppress(psutil.Error):
             process.kill()
@@ -282,6 +378,8 @@ def run(production: bool = False) -> int:
         for child in children(plan, log_dir):
             child.start(plan.env)
             running.append(child)
+            if child.name == "api-server":
+                wait_for_api_server(plan, child, stop)
         state.write(plan.home, state_record(plan, running, "starting"))
         return supervise(plan, running, stop)
     except preflight.PreflightError as exc:

@@ -93,7 +93,7 @@ def check_dependencies(plan: Plan) -> None:
             raise PreflightError(f"the `{tool}` command is missing from {bin_dir}; run `make install`")
     modules = ["moto.server", "flask"] if plan.start_s3 else []
     if plan.production:
-        modules += ["airflow.providers.celery", "psycopg2", "redis"]
+        modules += ["airflow.providers.celery", "airflow.providers.fab", "psycopg2", "redis"]
     for module in modules:
         if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
             raise PreflightError(f"Python package `{module}` is not installed; run `make install`")
