@@ -120,6 +120,13 @@ class Blessing(_Open):
     )
     segment_column: str | None = Field(None, description="Column whose every segment must clear the floor")
     min_segment_rows: int = Field(30, ge=1, description="Smaller segments are too noisy to judge")
+    max_score_shift: float | None = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Shadow check before promotion: the largest mean absolute change of the positive-class "
+        "probability, challenger vs champion on the same batch rows; null turns the check off",
+    )
 
 
 class Scoring(_Open):
