@@ -86,7 +86,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def status(domain: str, limit: int = 5) -> dict:
-    from continuum import decision, registry
+    from continuum import batches, decision, registry
 
     spec = specs.get_domain(domain)
 
@@ -100,6 +100,7 @@ def status(domain: str, limit: int = 5) -> dict:
         "floor": spec.monitoring.floor,
         "champion": role(registry.champion(spec.name)),
         "previous": role(registry.previous(spec.name)),
+        "pending": batches.pending(spec.name),  # waiting for their decision, oldest first
         "decisions": [r.model_dump(mode="json") for r in decision.latest(spec.name, limit)],
     }
 

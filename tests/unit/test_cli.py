@@ -40,6 +40,7 @@ def test_status_of_a_domain_that_never_trained(capsys, s3, mlflow_store):
     payload = json.loads(capsys.readouterr().out)
     assert payload["domain"] == "insurance_fraud" and payload["primary_metric"] == "recall_at_precision"
     assert payload["champion"] is None and payload["previous"] is None and payload["decisions"] == []
+    assert payload["pending"] == []
 
 
 def test_rollback_without_previous_says_so(capsys, s3, mlflow_store):
@@ -62,3 +63,13 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+def test_status_lists_the_batches_waiting_oldest_first(capsys, s3, mlflow_store):
+    from continuum import landing
+
+    landing.land_file("insurance_fraud", "a.csv", b"x\n1\n")
+    landing.land_file("insurance_fraud", "b.csv", b"x\n2\n")
+    registered = landing.register_landed("insurance_fraud")
+    assert cli.main(["status", "insurance_fraud"]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == registered
