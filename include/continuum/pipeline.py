@@ -406,14 +406,31 @@ def _smoke_after_promotion(spec: DomainSpec, version: str) -> str | None:
     return None
 
 
+def _after_move(
+    spec: DomainSpec, record: decision.DecisionRecord, before: dict, shadow, reasons: list[str]
+) -> decision.Promotion:
+    """`champion` is the challenger now: smoke-test it as serving loads it; put `before` back if it fails."""
+    from continuum import alerts, registry
+
+    version = record.challenger.version
+    failure = _smoke_after_promotion(spec, version)
+    if failure is None:
+        return decision.Promotion(outcome="promoted", reasons=reasons, shadow=shadow, previous=before["champion"])
+    registry.restore(spec.name, champion=before["champion"], previous=before["previous"], rolled_back=version)
+    alerts.deliver(_rollback_alert(spec, record.batch_id, version, before["champion"], failure))
+    reasons = [*reasons, f"smoke test after promotion failed: {failure}"]
+    return decision.Promotion(outcome="rolled_back", reasons=reasons, shadow=shadow)
+
+
 def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decision.Promotion:
     """Shadow, then compare-and-set `champion` against `champion_before`, then smoke-test (rollback on failure).
 
     A champion that moved since the challenger was judged (a manual rollback or
     promote) makes the challenger be judged again against the new one; it never
-    wins silently.
+    wins silently. The roles before the move are saved in the record first, so a
+    retry after a crash right after the move can still smoke-test and roll back.
     """
-    from continuum import alerts, registry
+    from continuum import registry
 
     domain, version = spec.name, record.challenger.version
     frame = storage.get_frame(Keys(domain).validated(record.batch_id))
@@ -421,29 +438,31 @@ def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decis
     for _ in range(MAX_REJUDGE):
         expected = record.champion_before.version if record.champion_before else None
         roles = registry.roles(domain)
-        if roles["champion"] == version:  # an earlier attempt moved the alias and died before saving
-            return decision.Promotion(outcome="promoted", reasons=reasons, previous=roles["previous"])
+        if roles["champion"] == version and "roles_before_promotion" in record.extra:
+            # An earlier attempt moved the alias and died before recording it: check, then carry on.
+            before = record.extra["roles_before_promotion"]
+            if roles["previous"] != (before["champion"] or before["previous"]):
+                raise registry.RegistryError(
+                    f"{domain}: champion is v{version} but previous is v{roles['previous']}, expected "
+                    f"v{before['champion']}; set the previous alias in MLflow, then clear the task"
+                )
+            return _after_move(spec, record, before, None, reasons)
         if roles["champion"] != expected:
-            moved = f"champion moved from v{expected} to v{roles['champion']} after judging; judged again"
-            reasons.append(moved)
-            current = registry.champion(domain)
-            _judge(spec, record, registry.load(domain, version), current, _holdout(spec, frame)[1])
+            reasons.append(f"champion moved from v{expected} to v{roles['champion']} after judging; judged again")
+            _judge(spec, record, registry.load(domain, version), registry.champion(domain), _holdout(spec, frame)[1])
             if not record.challenger.blessed:
                 return decision.Promotion(outcome="refused", reasons=[*reasons, *record.challenger.why_not])
             continue
         shadow = _shadow(spec, record, frame)
         if not shadow.passed:
             return decision.Promotion(outcome="refused", reasons=[*reasons, *shadow.reasons], shadow=shadow)
+        record.extra["roles_before_promotion"] = roles
+        record.save()
         try:
-            moved_roles = registry.promote(domain, version, expected=expected)
+            registry.promote(domain, version, expected=expected)
         except registry.ChampionMoved:
             continue
-        failure = _smoke_after_promotion(spec, version)
-        if failure is None:
-            return decision.Promotion(outcome="promoted", reasons=reasons, shadow=shadow, previous=moved_roles["previous"])
-        registry.restore(domain, champion=expected, previous=roles["previous"], rolled_back=version)
-        alerts.deliver(_rollback_alert(spec, record.batch_id, version, expected, failure))
-        return decision.Promotion(outcome="rolled_back", reasons=[*reasons, f"smoke test after promotion failed: {failure}"], shadow=shadow)
+        return _after_move(spec, record, roles, shadow, reasons)
     return decision.Promotion(outcome="refused", reasons=[*reasons, f"champion kept moving; gave up after {MAX_REJUDGE} judgements"])
 
 

@@ -278,3 +278,54 @@ def test_batches_landed_together_are_decided_one_at_a_time_in_arrival_order(loop
     versions_in_order = [r.challenger.version for r in records]
     assert versions_in_order == sorted(versions_in_order, key=int)  # trained in arrival order
     assert registry.champion(DOMAIN).version == champion
+
+
+KILL_AFTER_REGISTERING = """
+import os, signal, sys
+from continuum import pipeline, training
+
+real = training._log_model
+
+def log_then_die(*args, **kwargs):
+    info = real(*args, **kwargs)  # the version is registered; its tags and the record are not written
+    os.kill(os.getpid(), signal.SIGKILL)
+
+training._log_model = log_then_die
+pipeline.run_training(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_sigkill_of_the_training_process_ends_in_one_version_and_one_record(loop):
+    import signal
+    import subprocess
+    import sys
+
+    first = decide(DOMAIN, land(DOMAIN, loop.batch(DOMAIN, seed=1)))
+    batch_id = land(DOMAIN, loop.batch(DOMAIN, seed=3, faults=["covariate_drift"], drift=1.0))
+    decide(DOMAIN, batch_id, until="monitor")
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_REGISTERING, DOMAIN, batch_id], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    [orphan] = [v for v in versions(DOMAIN) if v != first.champion.version]
+    assert not decision.load(DOMAIN, batch_id).done("train")
+
+    pipeline.run_training(DOMAIN, batch_id)  # what Airflow's retry of the killed task does
+    record = decide(DOMAIN, batch_id)  # and the rest of the run
+    assert versions(DOMAIN) == sorted([first.champion.version, orphan], key=int)
+    assert record.challenger.version == orphan and record.finished
+    decisions = [k for k in storage.list_keys(f"batches/{DOMAIN}/") if k.endswith("/decision.json")]
+    assert len(decisions) == 2  # one record per batch
+
+
+def test_promote_retried_after_the_alias_moved_records_the_promotion_once(judged, monkeypatch):
+    first, batch_id = judged
+    real = pipeline._after_move
+    monkeypatch.setattr(pipeline, "_after_move", lambda *a: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        pipeline.run_promotion(DOMAIN, batch_id)  # died right after moving `champion`
+    challenger = decision.load(DOMAIN, batch_id).challenger.version
+    assert registry.roles(DOMAIN) == {"champion": challenger, "previous": first.champion.version}
+    monkeypatch.setattr(pipeline, "_after_move", real)
+    outcome = pipeline.run_promotion(DOMAIN, batch_id)  # the retry
+    record = decision.load(DOMAIN, batch_id)
+    assert outcome["promoted"] is True and record.promotion.previous == first.champion.version
+    assert registry.roles(DOMAIN) == {"champion": challenger, "previous": first.champion.version}
