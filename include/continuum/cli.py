@@ -18,8 +18,6 @@ from pathlib import Path
 from continuum import outages, specs
 from continuum.llm.specs import UnknownAssistant
 
-DOMAIN_DAG_CHAIN = ("land", "validate", "monitor", "train", "score")
-
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line, no traceback."""
@@ -99,7 +97,12 @@ def cmd_domains(args: argparse.Namespace) -> int:
 
 
 def ingest(domain: str, path: Path, run: bool) -> dict:
-    """Land a file and, with `run`, drive the domain's DAGs until its decision record is final."""
+    """Land a file and, with `run`, drive the domain's DAGs until its decision record is final.
+
+    A batch landed before (same bytes) is resumed from its first unfinished step; a
+    finished one is printed as it is. Batches queued before it are decided first,
+    since a domain decides in arrival order.
+    """
     from continuum import decision, landing, storage
 
     spec = specs.get_domain(domain)
@@ -114,16 +117,19 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
     print(f"landed {storage.uri(key)} batch_id={batch_id}")
     if not run:
         return {"domain": spec.name, "batch_id": batch_id, "landed": storage.uri(key)}
-    from continuum import dagrun
+    from continuum import batches, dagrun
 
-    already_done = landing.is_gated(spec.name, batch_id)
     dagrun.run(f"{spec.name}_land")
-    if not already_done:
-        for kind in DOMAIN_DAG_CHAIN[1:]:
-            dagrun.run(f"{spec.name}_{kind}", conf={"batch_ids": [batch_id]})
-            if decision.load(spec.name, batch_id).quarantined:
-                break
-    return decision.load(spec.name, batch_id).model_dump(mode="json")
+    # One decide run per waiting batch, oldest first, until ours is done; each run resumes
+    # its batch from the first step the decision record does not list as done.
+    for _ in range(len(batches.pending(spec.name)) + 1):
+        if decision.load(spec.name, batch_id).finished:
+            break
+        dagrun.run(f"{spec.name}_decide")
+    record = decision.load(spec.name, batch_id)
+    if not record.finished:
+        raise dagrun.DagRunFailed(f"batch {batch_id} of {spec.name} is still unfinished; see docs/runbook.md")
+    return record.model_dump(mode="json")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -137,7 +143,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def status(domain: str, limit: int = 5) -> dict:
-    from continuum import decision, registry
+    from continuum import batches, decision, registry
 
     spec = specs.get_domain(domain)
 
@@ -158,6 +164,7 @@ def status(domain: str, limit: int = 5) -> dict:
             for r in decisions
             if r.validation.warnings
         ],
+        "pending": batches.pending(spec.name),  # waiting for their decision, oldest first
         "decisions": [r.model_dump(mode="json") for r in decisions],
     }
 

@@ -15,6 +15,7 @@ from continuum import storage
 from continuum.storage import Keys
 
 RetrainReason = Literal["drift", "performance", "schedule", "no_champion"]
+Step = Literal["gate", "monitor", "train", "promote", "score"]
 
 
 class Validation(BaseModel):
@@ -41,6 +42,10 @@ class Performance(BaseModel):
 class Retrain(BaseModel):
     triggered: bool = False
     reasons: list[RetrainReason] = Field(default_factory=list)
+    # Asked for on a batch without labels: nothing new to learn from, so the retrain
+    # waits for the next labelled batch (which names this one in `carried_from`).
+    waiting_for_labels: bool = False
+    carried_from: list[str] = Field(default_factory=list)
 
 
 class ModelVersion(BaseModel):
@@ -54,6 +59,24 @@ class Challenger(ModelVersion):
     why_not: list[str] = Field(default_factory=list)
 
 
+class Shadow(BaseModel):
+    """The registered challenger, loaded as scoring loads it, scoring this batch before `champion` moves."""
+
+    passed: bool
+    reasons: list[str] = Field(default_factory=list)
+    score_shift: float | None = None
+    max_score_shift: float | None = None
+
+
+class Promotion(BaseModel):
+    """What the promote step did and why: `promoted`, `not_blessed`, `refused`, `rolled_back` or `no_challenger`."""
+
+    outcome: Literal["promoted", "not_blessed", "refused", "rolled_back", "no_challenger"]
+    reasons: list[str] = Field(default_factory=list)
+    shadow: Shadow | None = None
+    previous: str | None = None
+
+
 class DecisionRecord(BaseModel):
     domain: str
     batch_id: str
@@ -62,11 +85,23 @@ class DecisionRecord(BaseModel):
     drift: Drift = Field(default_factory=Drift)
     performance: Performance | None = None
     retrain: Retrain = Field(default_factory=Retrain)
+    champion_before: ModelVersion | None = None  # what the challenger was judged against
     challenger: Challenger | None = None
+    promotion: Promotion | None = None
     promoted: bool = False
     champion: ModelVersion | None = None
     scores: str | None = None
+    # Steps whose work is complete; a rerun of a listed step returns without side effects.
+    steps: list[Step] = Field(default_factory=list)
+    finished: bool = False
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def done(self, step: Step) -> bool:
+        return step in self.steps
+
+    def mark(self, step: Step) -> None:
+        if step not in self.steps:
+            self.steps.append(step)
 
     def save(self) -> str:
         return storage.put_json(Keys(self.domain).decision(self.batch_id), self.model_dump(mode="json"))
@@ -74,7 +109,9 @@ class DecisionRecord(BaseModel):
 
 def load(domain: str, batch_id: str) -> DecisionRecord:
     """The batch's record so far, or a fresh one when no step has written it yet."""
-    key = Keys(domain).decision(batch_id)
+    from continuum.batches import check_batch_id
+
+    key = Keys(domain).decision(check_batch_id(batch_id))
     if storage.exists(key):
         return DecisionRecord.model_validate(storage.get_json(key))
     return DecisionRecord(domain=domain, batch_id=batch_id)

@@ -2,7 +2,8 @@
 
 A batch id is the hash of the file's bytes, so the same data landed twice is
 registered once. Registration copies the file to `batches/<domain>/<id>/raw.<ext>`,
-writes the manifest, and only then removes the landing object: a crash at any
+writes the manifest, queues the batch for its decision (`batches.enqueue`), and
+only then removes the landing object: a crash at any
 point leaves the file under one key or the other, and the next scan finishes the
 job. A duplicate landing is kept beside its batch under `duplicates/`, never
 deleted.
@@ -14,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from continuum import storage
+from continuum import batches, storage
 from continuum.storage import Keys
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,13 @@ def register(domain: str, landing_key: str) -> str | None:
             log.info("event=duplicate_batch domain=%s batch_id=%s kept=%s", domain, batch_id, duplicate)
             return None
         # Registered by an earlier scan that did not finish: finish it and hand the batch on again.
+        manifest = storage.get_json(keys.manifest(batch_id))
+        batches.enqueue(domain, batch_id, manifest.get("queued_at") or _utc_now())
         storage.delete(landing_key)
         return batch_id
     extension = PurePosixPath(name).suffix.lower()
     raw_key = keys.raw(batch_id, extension)
+    queued_at = _utc_now()
     storage.put_bytes(raw_key, data)
     storage.put_json(
         keys.manifest(batch_id),
@@ -61,8 +65,10 @@ def register(domain: str, landing_key: str) -> str | None:
             "extension": extension,
             "size_bytes": len(data),
             "landed_at": datetime.now(UTC).isoformat(),
+            "queued_at": queued_at,
         },
     )
+    batches.enqueue(domain, batch_id, queued_at)  # after the manifest: a queued batch always has one
     storage.delete(landing_key)
     log.info("event=batch_registered domain=%s batch_id=%s source=%s bytes=%d", domain, batch_id, name, len(data))
     return batch_id

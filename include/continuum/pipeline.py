@@ -1,9 +1,12 @@
 """The steps of a domain's loop, one function per DAG task, each keyed by batch id.
 
-gate -> monitor -> train (challenger + blessing) -> promote -> score. Each step
-composes the single-purpose modules, writes its part of the batch's decision
-record, and returns a small JSON-safe dict for XCom. Rerunning a step redoes the
-same work on the same keys. None of this imports Airflow.
+gate -> monitor -> train (challenger + blessing) -> promote (shadow, compare-and-set,
+smoke test) -> score. The `<domain>_decide` DAG runs them for one batch at a time,
+the oldest pending one (`next_pending`). Each step writes its part of the batch's
+decision record and marks itself done there; a rerun of a done step returns what
+the record says and changes nothing, and every side effect (model version, MLflow
+run, S3 object, alias move) is keyed by the batch id, so a retried or cleared task
+ends where an undisturbed run would. None of this imports Airflow.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from continuum import decision, storage
+from continuum import batches, decision, storage
 from continuum.specs import DomainSpec, get_domain
 from continuum.storage import Keys
 
@@ -22,6 +25,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFERENCE_ROWS = 50_000  # the drift reference kept per model version (Evidently samples to this anyway)
+SMOKE_ROWS = 50
+MAX_REJUDGE = 3  # champion moves tolerated between judging and promoting before giving up
+
+
+def next_pending(domain: str, among: list[str] | None = None) -> str | None:
+    """The oldest batch still waiting for its decision (of `among`, when given), or None.
+
+    A batch whose record is finished but whose queue marker survived (a crash
+    between the two writes) is dequeued here and skipped.
+    """
+    while (batch_id := batches.next_batch(domain, among)) is not None:
+        if not decision.load(domain, batch_id).finished:
+            return batch_id
+        batches.dequeue(domain, batch_id)
+    return None
+
+
+def finish(record: decision.DecisionRecord) -> None:
+    """The batch is decided: save the final record, attach it to MLflow, and only then leave the queue."""
+    record.finished = True
+    record.save()
+    attach_decision(record)
+    batches.dequeue(record.domain, record.batch_id)
+    log.info("event=batch_finished domain=%s batch_id=%s promoted=%s", record.domain, record.batch_id, record.promoted)
 
 
 def run_gate(domain: str, batch_id: str) -> dict:
@@ -29,8 +56,10 @@ def run_gate(domain: str, batch_id: str) -> dict:
     from continuum import alerts, validation
 
     spec = get_domain(domain)
-    outcome = validation.gate(spec, batch_id)
+    batches.check_batch_id(batch_id)
+    outcome = validation.gate(spec, batch_id)  # idempotent: returns the stored outcome when gated before
     record = decision.load(domain, batch_id)
+    first_time = not record.done("gate")
     record.validation = decision.Validation(
         success=outcome["success"],
         failed=outcome["failed"],
@@ -39,15 +68,17 @@ def run_gate(domain: str, batch_id: str) -> dict:
         reason=outcome.get("reason"),
     )
     record.quarantined = outcome["quarantined"]
+    record.mark("gate")
     if outcome["quarantined"]:
         from continuum import registry
 
         champion = registry.champion(domain)  # untouched by this batch; recorded for the reader
         record.champion = _model_version(champion) if champion is not None else None
-    record.save()
-    if outcome["quarantined"]:
-        attach_decision(record)
-        alerts.deliver(alerts.quarantine_alert(spec, batch_id, outcome))
+        if first_time:  # a retry does not page the owner twice
+            alerts.deliver(alerts.quarantine_alert(spec, batch_id, outcome))
+        finish(record)
+    else:
+        record.save()
     log.info(
         "event=gate domain=%s batch_id=%s success=%s failed=%d",
         domain,
@@ -76,26 +107,66 @@ def _save_lineage(spec: DomainSpec, version: str, train: pd.DataFrame, window: l
 
 
 def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
-    """Register the spec's rules baseline as the first champion ("DevOps phase"), so ML must beat it."""
+    """Register the spec's rules baseline as the first champion ("DevOps phase"), so ML must beat it.
+
+    Needs a labelled frame (the rules learn the classes from it). Keyed by batch id:
+    a retry finds the version registered before and promotes that one.
+    """
     from continuum import baselines, registry, training
 
-    pipeline = baselines.build_baseline_pipeline(spec)
-    if _labelled(spec, frame):
-        pipeline.fit(training.features(spec, frame), frame[spec.data.target])
-    result = training.train_and_register(
-        spec,
-        frame,
-        frame,
-        batch_id=batch_id,
-        dataset_uri=storage.uri(Keys(spec.name).validated(batch_id)),
-        tags={"role": "baseline"},
-        pipeline=pipeline,
-        params={"baseline": spec.baseline.estimator},
-    )
+    result = training.registered(spec, batch_id, "baseline")
+    if result is None:
+        result = training.train_and_register(
+            spec,
+            frame,
+            frame,
+            batch_id=batch_id,
+            dataset_uri=storage.uri(Keys(spec.name).validated(batch_id)),
+            tags={"role": "baseline"},
+            pipeline=baselines.fit_baseline(spec, frame),
+            params={"baseline": spec.baseline.estimator},
+        )
     _save_lineage(spec, result.version, frame, window=[])
-    registry.promote(spec.name, result.version)
+    registry.promote(spec.name, result.version, expected=None)
     log.info("event=baseline_registered domain=%s version=%s", spec.name, result.version)
     return registry.champion(spec.name)
+
+
+def _monitor_outcome(record: decision.DecisionRecord) -> dict:
+    retrain = record.retrain
+    return {
+        "batch_id": record.batch_id,
+        "retrain": retrain.triggered and not retrain.waiting_for_labels,
+        "reasons": list(retrain.reasons),
+        "waiting_for_labels": retrain.waiting_for_labels,
+    }
+
+
+def _retrain_request(domain: str) -> dict:
+    key = Keys(domain).retrain_request()
+    return storage.get_json(key) if storage.exists(key) else {"batch_ids": [], "reasons": []}
+
+
+def _wait_for_labels(domain: str, batch_id: str, reasons: list[str]) -> None:
+    """Keep the retrain asked for on unlabelled `batch_id` until a labelled batch arrives (idempotent)."""
+    request = _retrain_request(domain)
+    if batch_id not in request["batch_ids"]:
+        request["batch_ids"].append(batch_id)
+    request["reasons"] = [*request["reasons"], *(r for r in reasons if r not in request["reasons"])]
+    storage.put_json(Keys(domain).retrain_request(), request)
+
+
+def _labels_arrived(domain: str, served: list[str]) -> None:
+    """A challenger was trained for the requests of `served`: drop them (others that came later stay)."""
+    request = _retrain_request(domain)
+    left = [b for b in request["batch_ids"] if b not in served]
+    if left == request["batch_ids"]:
+        return
+    key = Keys(domain).retrain_request()
+    if left:
+        storage.put_json(key, {**request, "batch_ids": left})
+    else:
+        storage.delete(key)
 
 
 def run_monitor(domain: str, batch_id: str) -> dict:
@@ -104,20 +175,27 @@ def run_monitor(domain: str, batch_id: str) -> dict:
 
     spec = get_domain(domain)
     keys = Keys(domain)
-    frame = storage.get_frame(keys.validated(batch_id))
     record = decision.load(domain, batch_id)
+    if record.done("monitor"):
+        return _monitor_outcome(record)
+    frame = storage.get_frame(keys.validated(batch_id))
+    labelled = _labelled(spec, frame)
     champion = registry.champion(domain)
+    # A champion this very batch registered (an earlier attempt got that far) is still "no champion".
+    own_baseline = champion is not None and champion.tags.get("batch_id") == batch_id
     record.performance = decision.Performance(
         metric=spec.monitoring.primary_metric, value=None, floor=spec.monitoring.floor
     )
     reasons: list[str] = []
-    if champion is None:
+    if champion is None or own_baseline:
         reasons.append("no_champion")
-        if spec.baseline is not None:
+        if champion is None and spec.baseline is not None and labelled:
             # The rules system becomes the first champion; the challenger trained next must beat it.
             champion = _register_baseline(spec, batch_id, frame)
+        if champion is not None:
             record.champion = _model_version(champion)
-            record.performance.value = monitoring.champion_metric(spec, registry.load_champion(domain), frame)
+            model = registry.load(domain, champion.version)
+            record.performance.value = monitoring.champion_metric(spec, model, frame)
     else:
         drift, html = monitoring.detect_drift(spec, storage.get_frame(keys.reference(champion.version)), frame)
         storage.put_bytes(keys.drift_report(batch_id), html.encode(), "text/html")
@@ -127,7 +205,8 @@ def run_monitor(domain: str, batch_id: str) -> dict:
             columns=drift.columns,
             report=storage.uri(keys.drift_report(batch_id)),
         )
-        record.performance.value = monitoring.champion_metric(spec, registry.load_champion(domain), frame)
+        model = registry.load(domain, champion.version)
+        record.performance.value = monitoring.champion_metric(spec, model, frame)
         record.champion = _model_version(champion)
         if drift.detected:
             reasons.append("drift")
@@ -142,94 +221,127 @@ def run_monitor(domain: str, batch_id: str) -> dict:
             texts={"drift.html": html},
         )
     record.retrain = decision.Retrain(triggered=bool(reasons), reasons=reasons)
+    if labelled:
+        waiting = _retrain_request(domain)
+        if waiting["batch_ids"]:  # labels have arrived for a retrain asked for earlier
+            record.retrain.reasons += [r for r in waiting["reasons"] if r not in reasons]
+            record.retrain.carried_from = list(waiting["batch_ids"])
+            record.retrain.triggered = True
+    elif reasons:
+        # Nothing new to learn from: a challenger split from the champion's own window would be
+        # judged out-of-sample against a champion scored in-sample. Wait for labelled data.
+        record.retrain.waiting_for_labels = True
+        _wait_for_labels(domain, batch_id, reasons)
+    record.mark("monitor")
     record.save()
-    log.info("event=monitor domain=%s batch_id=%s reasons=%s", domain, batch_id, ",".join(reasons) or "none")
-    return {"batch_id": batch_id, "retrain": bool(reasons), "reasons": reasons}
+    log.info(
+        "event=monitor domain=%s batch_id=%s reasons=%s waiting_for_labels=%s",
+        domain,
+        batch_id,
+        ",".join(record.retrain.reasons) or "none",
+        record.retrain.waiting_for_labels,
+    )
+    return _monitor_outcome(record)
+
+
+def _holdout(spec: DomainSpec, frame: pd.DataFrame) -> tuple:
+    """(train part, holdout) of a labelled batch: deterministic, so a re-judge sees the same holdout."""
+    from continuum import training
+
+    return training.split(frame, spec, test_size=spec.training.holdout_fraction, seed=spec.training.seed)
 
 
 def _training_data(spec: DomainSpec, batch_id: str, frame: pd.DataFrame, champion) -> tuple:
-    """(train, holdout, window): the champion's window plus the new batch; the holdout is new data.
+    """(train, holdout, window) for a labelled batch: the champion's window plus the new batch.
 
-    The holdout comes from the new batch, so challenger and champion are judged on
-    the world as it is now. An unlabelled batch adds nothing to learn from: the
-    challenger then learns from the window, holding part of it out.
+    The holdout comes from the new batch only, so challenger and champion are judged
+    on the world as it is now and neither has seen it.
     """
     import pandas as pd
-
-    from continuum import training
 
     keys = Keys(spec.name)
     window: list[str] = []
     if champion is not None and storage.exists(keys.window(champion.version)):
         window = [b for b in storage.get_json(keys.window(champion.version)) if b != batch_id]
-    fraction, seed = spec.training.holdout_fraction, spec.training.seed
-    if _labelled(spec, frame):
-        window = window[-(spec.training.window_batches - 1) :] if spec.training.window_batches > 1 else []
-        new_train, holdout = training.split(frame, spec, test_size=fraction, seed=seed)
-        train = pd.concat([*(storage.get_frame(keys.validated(b)) for b in window), new_train], ignore_index=True)
-        return train, holdout, [*window, batch_id]
-    window = window[-spec.training.window_batches :]
-    if not window:
-        return None, None, []
-    history = pd.concat([storage.get_frame(keys.validated(b)) for b in window], ignore_index=True)
-    train, holdout = training.split(history, spec, test_size=fraction, seed=seed)
-    return train, holdout, window
+    window = window[-(spec.training.window_batches - 1) :] if spec.training.window_batches > 1 else []
+    new_train, holdout = _holdout(spec, frame)
+    train = pd.concat([*(storage.get_frame(keys.validated(b)) for b in window), new_train], ignore_index=True)
+    return train, holdout, [*window, batch_id]
+
+
+def _train_outcome(record: decision.DecisionRecord) -> dict:
+    challenger = record.challenger
+    if challenger is None:
+        return {"batch_id": record.batch_id, "trained": False}
+    return {"batch_id": record.batch_id, "trained": True, "version": challenger.version, "blessed": challenger.blessed}
+
+
+def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, champion, holdout) -> None:
+    """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against."""
+    from continuum import blessing, registry
+
+    champion_model = registry.load(spec.name, champion.version) if champion is not None else None
+    comparison = blessing.compare_on_holdout(spec, challenger_model, champion_model, holdout)
+    blessed, why_not = blessing.bless(spec, **comparison)
+    record.champion_before = _model_version(champion) if champion is not None else None
+    record.challenger.metrics = comparison["challenger"]
+    record.challenger.blessed, record.challenger.why_not = blessed, why_not
+    record.extra.pop("champion_on_holdout", None)
+    if comparison["champion"] is not None:
+        record.extra["champion_on_holdout"] = comparison["champion"]
+    _record_blessing(spec, record.challenger, comparison, blessed, why_not)
 
 
 def run_training(domain: str, batch_id: str) -> dict:
-    """Train, register and judge a challenger when the decision asked for one."""
-    from continuum import blessing, registry, training
+    """Train, register and judge a challenger when the decision asked for one (once per batch)."""
+    from continuum import registry, training
 
     spec = get_domain(domain)
     keys = Keys(domain)
     record = decision.load(domain, batch_id)
-    if not record.retrain.triggered:
-        return {"batch_id": batch_id, "trained": False}
+    if record.done("train"):
+        return _train_outcome(record)
+    if not record.retrain.triggered or record.retrain.waiting_for_labels:
+        record.mark("train")
+        record.save()
+        return _train_outcome(record)
     champion = registry.champion(domain)
     frame = storage.get_frame(keys.validated(batch_id))
     train, holdout, window = _training_data(spec, batch_id, frame, champion)
-    if train is None:
-        record.extra["retrain_skipped"] = "no labelled data: the batch has no labels and no champion window exists"
-        record.save()
-        return {"batch_id": batch_id, "trained": False}
-    pipeline = training.fit(spec, train)
-    result = training.train_and_register(
-        spec,
-        train,
-        holdout,
-        batch_id=batch_id,
-        dataset_uri=storage.uri(keys.validated(batch_id)),
-        tags={"role": "challenger", "reasons": ",".join(record.retrain.reasons)},
-        pipeline=pipeline,
-        params={"window": ",".join(window)},
-    )
+    result = training.registered(spec, batch_id, "challenger")
+    if result is None:
+        pipeline = training.fit(spec, train)
+        result = training.train_and_register(
+            spec,
+            train,
+            holdout,
+            batch_id=batch_id,
+            dataset_uri=storage.uri(keys.validated(batch_id)),
+            tags={"role": "challenger", "reasons": ",".join(record.retrain.reasons)},
+            pipeline=pipeline,
+            params={"window": ",".join(window)},
+        )
+    else:  # an earlier attempt registered it: judge that very artefact
+        pipeline = registry.load(domain, result.version)
     _save_lineage(spec, result.version, train, window)
-    champion_model = registry.load_champion(domain) if champion is not None else None
-    comparison = blessing.compare_on_holdout(spec, pipeline, champion_model, holdout)
-    blessed, why_not = blessing.bless(spec, **comparison)
-    _record_blessing(spec, result, comparison, blessed, why_not)
-    record.challenger = decision.Challenger(
-        version=result.version,
-        metrics=comparison["challenger"],
-        run_id=result.run_id,
-        blessed=blessed,
-        why_not=why_not,
-    )
-    if comparison["champion"] is not None:
-        record.extra["champion_on_holdout"] = comparison["champion"]
+    record.challenger = decision.Challenger(version=result.version, run_id=result.run_id)
+    _judge(spec, record, pipeline, champion, holdout)
+    record.mark("train")
     record.save()
+    _labels_arrived(domain, record.retrain.carried_from)
     log.info(
-        "event=challenger domain=%s batch_id=%s version=%s blessed=%s why_not=%s",
+        "event=challenger domain=%s batch_id=%s version=%s champion_before=%s blessed=%s why_not=%s",
         domain,
         batch_id,
         result.version,
-        blessed,
-        "; ".join(why_not),
+        champion.version if champion else None,
+        record.challenger.blessed,
+        "; ".join(record.challenger.why_not),
     )
-    return {"batch_id": batch_id, "trained": True, "version": result.version, "blessed": blessed}
+    return _train_outcome(record)
 
 
-def _record_blessing(spec: DomainSpec, result, comparison: dict, blessed: bool, why_not: list[str]) -> None:
+def _record_blessing(spec: DomainSpec, challenger: decision.Challenger, comparison: dict, blessed: bool, why_not: list[str]) -> None:
     """Put the verdict where MLflow users look: the challenger's run and its model version."""
     import math
 
@@ -238,47 +350,178 @@ def _record_blessing(spec: DomainSpec, result, comparison: dict, blessed: bool, 
     client = mlflow.MlflowClient()
     for name, value in (comparison["champion"] or {}).items():
         if value is not None and not math.isnan(value):
-            client.log_metric(result.run_id, f"champion_{name}", float(value))
-    client.log_text(result.run_id, json.dumps(comparison, indent=2, default=str), "blessing.json")
-    client.set_tag(result.run_id, "blessed", str(blessed).lower())
-    client.set_model_version_tag(spec.name, result.version, "blessed", str(blessed).lower())
+            client.log_metric(challenger.run_id, f"champion_{name}", float(value))
+    client.log_text(challenger.run_id, json.dumps(comparison, indent=2, default=str), "blessing.json")
+    client.set_tag(challenger.run_id, "blessed", str(blessed).lower())
+    client.set_model_version_tag(spec.name, challenger.version, "blessed", str(blessed).lower())
     if why_not:
-        client.set_model_version_tag(spec.name, result.version, "why_not", "; ".join(why_not)[:5000])
+        client.set_model_version_tag(spec.name, challenger.version, "why_not", "; ".join(why_not)[:5000])
+
+
+def _shadow(spec: DomainSpec, record: decision.DecisionRecord, frame: pd.DataFrame) -> decision.Shadow:
+    """Load the registered challenger exactly as scoring will (`models:/<domain>/<version>`) and score the batch."""
+    from continuum import registry, scoring
+
+    version = record.challenger.version
+    try:
+        candidate = registry.load(spec.name, version)
+    except Exception as exc:  # an artefact that does not load must not serve; the reason is the finding
+        reason = f"registered version {version} does not load ({type(exc).__name__}: {str(exc)[:300]})"
+        return decision.Shadow(passed=False, reasons=[reason], max_score_shift=spec.blessing.max_score_shift)
+    before = record.champion_before
+    # A rules baseline scores on another scale by design: only a trained champion bounds the shift.
+    trained_before = before is not None and registry.version(spec.name, before.version).tags.get("role") != "baseline"
+    champion = registry.load(spec.name, before.version) if trained_before else None
+    reasons, shift = scoring.shadow_check(spec, candidate, champion, frame)
+    return decision.Shadow(
+        passed=not reasons, reasons=reasons, score_shift=shift, max_score_shift=spec.blessing.max_score_shift
+    )
+
+
+def _rollback_alert(spec: DomainSpec, batch_id: str, version: str, restored: str | None, error: str):
+    from continuum import alerts
+
+    return alerts.Alert(
+        title=f"v{version} failed its smoke test after promotion; champion restored to v{restored}",
+        severity="critical",
+        domain=spec.name,
+        dag_id=f"{spec.name}_decide",
+        task_id="promote",
+        run_id=alerts.UNKNOWN,
+        batch_id=batch_id,
+        owner=spec.owner,
+        exception=error[:300],
+        runbook=alerts.runbook_hint("promot", spec.name, batch_id),
+    )
+
+
+def _smoke_after_promotion(spec: DomainSpec, version: str) -> str | None:
+    """Load `models:/<domain>@champion` as serving does and smoke-test it; the failure text, or None."""
+    from continuum import registry, scoring
+
+    sample = storage.get_frame(Keys(spec.name).reference(version)).head(SMOKE_ROWS)
+    try:
+        scoring.smoke_test(spec, registry.load_champion(spec.name), sample)
+    except Exception as exc:  # a champion that cannot serve is rolled back, whatever broke
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _after_move(
+    spec: DomainSpec, record: decision.DecisionRecord, before: dict, shadow, reasons: list[str]
+) -> decision.Promotion:
+    """`champion` is the challenger now: smoke-test it as serving loads it; put `before` back if it fails."""
+    from continuum import alerts, registry
+
+    version = record.challenger.version
+    failure = _smoke_after_promotion(spec, version)
+    if failure is None:
+        return decision.Promotion(outcome="promoted", reasons=reasons, shadow=shadow, previous=before["champion"])
+    registry.restore(spec.name, champion=before["champion"], previous=before["previous"], rolled_back=version)
+    alerts.deliver(_rollback_alert(spec, record.batch_id, version, before["champion"], failure))
+    reasons = [*reasons, f"smoke test after promotion failed: {failure}"]
+    return decision.Promotion(outcome="rolled_back", reasons=reasons, shadow=shadow)
+
+
+def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decision.Promotion:
+    """Shadow, then compare-and-set `champion` against `champion_before`, then smoke-test (rollback on failure).
+
+    A champion that moved since the challenger was judged (a manual rollback or
+    promote) makes the challenger be judged again against the new one; it never
+    wins silently. The roles before the move are saved in the record first, so a
+    retry after a crash right after the move can still smoke-test and roll back.
+    """
+    from continuum import registry
+
+    domain, version = spec.name, record.challenger.version
+    frame = storage.get_frame(Keys(domain).validated(record.batch_id))
+    reasons: list[str] = []
+    for _ in range(MAX_REJUDGE):
+        expected = record.champion_before.version if record.champion_before else None
+        roles = registry.roles(domain)
+        if roles["champion"] == version and "roles_before_promotion" in record.extra:
+            # An earlier attempt moved the alias and died before recording it: check, then carry on.
+            before = record.extra["roles_before_promotion"]
+            if roles["previous"] != (before["champion"] or before["previous"]):
+                raise registry.RegistryError(
+                    f"{domain}: champion is v{version} but previous is v{roles['previous']}, expected "
+                    f"v{before['champion']}; set the previous alias in MLflow, then clear the task"
+                )
+            return _after_move(spec, record, before, None, reasons)
+        if roles["champion"] != expected:
+            reasons.append(f"champion moved from v{expected} to v{roles['champion']} after judging; judged again")
+            _judge(spec, record, registry.load(domain, version), registry.champion(domain), _holdout(spec, frame)[1])
+            if not record.challenger.blessed:
+                return decision.Promotion(outcome="refused", reasons=[*reasons, *record.challenger.why_not])
+            continue
+        shadow = _shadow(spec, record, frame)
+        if not shadow.passed:
+            return decision.Promotion(outcome="refused", reasons=[*reasons, *shadow.reasons], shadow=shadow)
+        record.extra["roles_before_promotion"] = roles
+        record.save()
+        try:
+            registry.promote(domain, version, expected=expected)
+        except registry.ChampionMoved:
+            continue
+        return _after_move(spec, record, roles, shadow, reasons)
+    return decision.Promotion(outcome="refused", reasons=[*reasons, f"champion kept moving; gave up after {MAX_REJUDGE} judgements"])
 
 
 def run_promotion(domain: str, batch_id: str) -> dict:
-    """A blessed challenger becomes champion (the old one keeps `previous`); otherwise nothing moves."""
+    """A blessed challenger that passes its shadow run becomes champion (the old one keeps `previous`)."""
     from continuum import registry
 
+    spec = get_domain(domain)
     record = decision.load(domain, batch_id)
-    if record.challenger is not None and record.challenger.blessed:
-        registry.promote(domain, record.challenger.version)
-        record.promoted = True
-    champion = registry.champion(domain)
-    record.champion = _model_version(champion) if champion is not None else None
-    record.save()
-    return {"batch_id": batch_id, "promoted": record.promoted, "champion": champion.version if champion else None}
+    if not record.done("promote"):
+        challenger = record.challenger
+        if challenger is None:
+            record.promotion = decision.Promotion(outcome="no_challenger")
+        elif not challenger.blessed:
+            record.promotion = decision.Promotion(outcome="not_blessed", reasons=list(challenger.why_not))
+        else:
+            record.promotion = _promote_blessed(spec, record)
+        record.promoted = record.promotion.outcome == "promoted"
+        champion = registry.champion(domain)
+        record.champion = _model_version(champion) if champion is not None else None
+        record.mark("promote")
+        record.save()
+        log.info(
+            "event=promotion domain=%s batch_id=%s outcome=%s champion=%s reasons=%s",
+            domain,
+            batch_id,
+            record.promotion.outcome,
+            record.champion.version if record.champion else None,
+            "; ".join(record.promotion.reasons),
+        )
+    return {
+        "batch_id": batch_id,
+        "promoted": record.promoted,
+        "outcome": record.promotion.outcome,
+        "champion": record.champion.version if record.champion else None,
+    }
 
 
 def run_scoring(domain: str, batch_id: str) -> dict:
-    """Score the batch with the champion after a smoke test; attach the final record to MLflow."""
+    """Score the batch with the champion after a smoke test, then finish the batch."""
     from continuum import registry, scoring
 
     spec = get_domain(domain)
     keys = Keys(domain)
     record = decision.load(domain, batch_id)
-    champion = registry.champion(domain)
-    if champion is None:
-        record.extra["scoring"] = "skipped: no champion to score with"
-    else:
-        model = registry.load_champion(domain)
-        frame = storage.get_frame(keys.validated(batch_id))
-        scoring.smoke_test(spec, model, storage.get_frame(keys.reference(champion.version)).head(50))
-        storage.put_frame(keys.scores(batch_id), scoring.score(spec, model, frame))
-        record.scores = storage.uri(keys.scores(batch_id))
-        record.champion = _model_version(champion)
-    record.save()
-    attach_decision(record)
+    if not record.done("score"):
+        champion = registry.champion(domain)
+        if champion is None:
+            record.extra["scoring"] = "skipped: no champion to score with"
+        else:
+            model = registry.load(domain, champion.version)  # the version read, not whatever the alias says later
+            frame = storage.get_frame(keys.validated(batch_id))
+            scoring.smoke_test(spec, model, storage.get_frame(keys.reference(champion.version)).head(SMOKE_ROWS))
+            storage.put_frame(keys.scores(batch_id), scoring.score(spec, model, frame))
+            record.scores = storage.uri(keys.scores(batch_id))
+            record.champion = _model_version(champion)
+        record.mark("score")
+    finish(record)
     return {"batch_id": batch_id, "scores": record.scores}
 
 

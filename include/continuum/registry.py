@@ -120,11 +120,58 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def promote(name: str, version: str | int) -> dict[str, str | None]:
-    """Make `version` the champion; the old champion becomes `previous`.
+class ChampionMoved(RegistryError):
+    """The champion is no longer the one a challenger was judged against (compare-and-set lost)."""
 
-    Promoting the current champion again changes nothing, so a retried task is safe.
-    `previous` is moved before `champion`, so a crash in between leaves both roles valid.
+    def __init__(self, name: str, expected: str | None, actual: str | None):
+        self.expected, self.actual = expected, actual
+        super().__init__(
+            f"{name}: champion is v{actual} but the challenger was judged against v{expected}; "
+            "judge it again against the current champion"
+        )
+
+
+def roles(name: str) -> dict[str, str | None]:
+    """{"champion": version or None, "previous": version or None} as the registry holds them now."""
+    aliases = _aliases(_client(), name) or {}
+    return {CHAMPION: aliases.get(CHAMPION), PREVIOUS: aliases.get(PREVIOUS)}
+
+
+def _set_roles(client: MlflowClient, name: str, champion: str | None, previous: str | None) -> None:
+    """Write both aliases, `previous` first, so a crash in between leaves both roles valid versions.
+
+    MLflow has no multi-alias transaction; callers serialise per domain (one decision
+    DAG run at a time) and verify with `_verify` afterwards. None removes the alias.
+    """
+    existing = _aliases(client, name) or {}
+    for alias, target in ((PREVIOUS, previous), (CHAMPION, champion)):
+        if target is not None:
+            client.set_registered_model_alias(name, alias, target)
+        elif alias in existing:
+            client.delete_registered_model_alias(name, alias)
+
+
+def _verify(name: str, champion: str, previous: str | None) -> dict[str, str | None]:
+    """Read the roles back: a concurrent writer or a store that dropped a write fails loudly."""
+    now = roles(name)
+    if now[CHAMPION] != champion or now[PREVIOUS] != previous:
+        raise RegistryError(
+            f"{name}: roles read back as champion=v{now[CHAMPION]} previous=v{now[PREVIOUS]}, expected "
+            f"champion=v{champion} previous=v{previous}; another writer moved them, check the aliases in MLflow"
+        )
+    return now
+
+
+_UNSET: Any = object()
+
+
+def promote(name: str, version: str | int, expected: str | None = _UNSET) -> dict[str, str | None]:
+    """Make `version` the champion; the old champion becomes `previous`. Returns the roles read back.
+
+    `expected` makes it a compare-and-set: the champion must still be `expected` (a
+    version, or None for "no champion"), the one the challenger was judged against,
+    else ChampionMoved is raised and nothing moves. Promoting the current champion
+    again changes nothing, so a retried task is safe.
     """
     from mlflow.exceptions import MlflowException
 
@@ -141,12 +188,24 @@ def promote(name: str, version: str | int) -> dict[str, str | None]:
     old = aliases.get(CHAMPION)
     if old == version:
         return {"champion": version, "previous": aliases.get(PREVIOUS)}
-    if old is not None:
-        client.set_registered_model_alias(name, PREVIOUS, old)
-    client.set_registered_model_alias(name, CHAMPION, version)
+    if expected is not _UNSET and old != (None if expected is None else str(expected)):
+        raise ChampionMoved(name, expected, old)
+    _set_roles(client, name, version, old if old is not None else aliases.get(PREVIOUS))
     client.set_model_version_tag(name, version, "promoted_at", _now())
     log.info("event=promoted model=%s champion=%s previous=%s", name, version, old)
-    return {"champion": version, "previous": old}
+    return _verify(name, version, old if old is not None else aliases.get(PREVIOUS))
+
+
+def restore(
+    name: str, champion: str | None, previous: str | None, rolled_back: str | None = None
+) -> dict[str, str | None]:
+    """Put the roles back exactly as they were (automatic rollback of a promotion that failed its smoke test)."""
+    client = _client()
+    _set_roles(client, name, champion, previous)
+    if rolled_back is not None and rolled_back != champion:
+        client.set_model_version_tag(name, rolled_back, "rolled_back_at", _now())
+    log.info("event=restored model=%s champion=%s previous=%s rolled_back=%s", name, champion, previous, rolled_back)
+    return _verify(name, champion, previous)
 
 
 def rollback(name: str) -> dict[str, str | None]:
@@ -168,6 +227,41 @@ def rollback(name: str) -> dict[str, str | None]:
         client.set_model_version_tag(name, current, "rolled_back_at", _now())
     log.info("event=rolled_back model=%s champion=%s rolled_back=%s", name, target, current)
     return {"champion": target, "rolled_back": current}
+
+
+def version(name: str, number: str) -> ModelRef:
+    """One registered version by number (raises MlflowException when it does not exist)."""
+    client = _client()
+    return _ref(client, client.get_model_version(name, str(number)))
+
+
+def find_version(name: str, batch_id: str, role: str) -> ModelRef | None:
+    """The version registered for `batch_id` in `role` (baseline, challenger), if any.
+
+    Found by the run that registered it: the run carries the `batch_id` and `role`
+    tags from its creation, so even a version whose own tags were never written (a
+    task killed right after registration) is found, and a retry registers nothing new.
+    """
+    client = _client()
+    if _aliases(client, name) is None:
+        return None
+    found = client.search_model_versions(f"name = '{name}'")
+    for candidate in sorted(found, key=lambda v: int(v.version)):
+        tags = dict(candidate.tags or {})
+        if tags.get("batch_id") == batch_id and tags.get("role") == role:
+            return _ref(client, candidate)
+        if candidate.run_id and not tags.get("batch_id"):
+            run_tags = client.get_run(candidate.run_id).data.tags
+            if run_tags.get("batch_id") == batch_id and run_tags.get("role") == role:
+                return _ref(client, candidate)
+    return None
+
+
+def load(name: str, number: str) -> Any:
+    """The scikit-learn pipeline of version `number`, loaded as scoring loads it (`models:/<name>/<number>`)."""
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(f"models:/{name}/{number}")
 
 
 def load_champion(name: str) -> Any:

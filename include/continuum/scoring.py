@@ -148,3 +148,34 @@ def score(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
         threshold = float(_extra(spec).get("threshold", 0.5))
         return out.assign(fraud_score=p, flag=p >= threshold)
     raise ValueError(f"{spec.name}: unknown scoring.kind '{kind}'")  # pragma: no cover - specs forbid it
+
+
+def shadow_check(
+    spec: DomainSpec, challenger, champion, frame: pd.DataFrame
+) -> tuple[list[str], float | None]:
+    """Why `challenger` must not serve yet, judged by scoring `frame` (empty list: it may), and its score shift.
+
+    Refused when it cannot score, gives a non-finite or out-of-range probability, or
+    moves the positive-class probability of the same rows by more than
+    `blessing.max_score_shift` on average against `champion` (mean absolute change;
+    None turns that part off, and there is nothing to compare without a champion).
+    """
+    import numpy as np
+
+    limit = spec.blessing.max_score_shift
+    try:
+        new = np.asarray(_probabilities(spec, challenger, frame), dtype="float64")
+    except Exception as exc:  # any failure of the candidate is the finding, not a crash
+        return [f"challenger cannot score the batch ({type(exc).__name__}: {exc})"], None
+    bad = int((~np.isfinite(new)).sum())
+    if bad:
+        return [f"challenger gave {bad} non-finite score(s) (NaN or inf) on {len(new)} rows"], None
+    if ((new < 0) | (new > 1)).any():
+        return [f"challenger scores outside [0, 1] (min {new.min():.4g}, max {new.max():.4g})"], None
+    if champion is None:
+        return [], None
+    old = np.asarray(_probabilities(spec, champion, frame), dtype="float64")
+    shift = float(np.mean(np.abs(new - old)))
+    if limit is not None and shift > limit:
+        return [f"score shift {shift:.4g} vs the champion on the same rows exceeds blessing.max_score_shift {limit:.4g}"], shift
+    return [], shift

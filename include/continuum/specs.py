@@ -290,6 +290,13 @@ class Blessing(OpenModel):
     alert_after_rejections: int = Field(
         3, ge=1, description="Challengers rejected in a row before challenger_rejected_repeatedly is raised"
     )
+    max_score_shift: float | None = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Shadow check before promotion: the largest mean absolute change of the positive-class "
+        "probability, challenger vs champion on the same batch rows; null turns the check off",
+    )
 
 
 class Scoring(OpenModel):

@@ -43,6 +43,18 @@ class Keys:
     def decision(self, batch_id: str) -> str:
         return f"{self.batch(batch_id)}decision.json"
 
+    @property
+    def queue(self) -> str:
+        """Batches registered and not yet finished, one marker each, sorted by arrival."""
+        return f"queue/{self.domain}/"
+
+    def queued(self, batch_id: str, landed_at: str) -> str:
+        return f"{self.queue}{landed_at}-{batch_id}"
+
+    def retrain_request(self) -> str:
+        """A retrain asked for on unlabelled data, waiting for the next labelled batch."""
+        return f"batches/{self.domain}/retrain-waiting-for-labels.json"
+
     def validated(self, batch_id: str) -> str:
         return f"validated/{self.domain}/{batch_id}/data.parquet"
 

@@ -231,6 +231,43 @@ def _log_model(spec: DomainSpec, pipeline: Pipeline, x_example: pd.DataFrame):
     )
 
 
+def _run_for(experiment_id: str, batch_id: str, role: str) -> str | None:
+    """The run an earlier attempt for (`batch_id`, `role`) started, if any: a retry logs into it."""
+    import mlflow
+
+    from continuum.batches import check_batch_id
+
+    found = mlflow.MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.batch_id = '{check_batch_id(batch_id)}' and tags.role = '{role}'",
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+def registered(spec: DomainSpec, batch_id: str, role: str) -> TrainingResult | None:
+    """The version an earlier attempt registered for (`batch_id`, `role`), as a TrainingResult; else None."""
+    import mlflow
+
+    from continuum import registry
+
+    ref = registry.find_version(spec.name, batch_id, role)
+    if ref is None:
+        return None
+    client = mlflow.MlflowClient()
+    for key, value in {"domain": spec.name, "batch_id": batch_id, "role": role}.items():
+        if ref.tags.get(key) != value:  # killed before the version's tags were written
+            client.set_model_version_tag(spec.name, ref.version, key, value)
+    experiment = client.get_experiment(client.get_run(ref.run_id).info.experiment_id).name
+    return TrainingResult(
+        run_id=ref.run_id or "",
+        model_uri=f"models:/{spec.name}/{ref.version}",
+        version=ref.version,
+        metrics=ref.metrics,
+        experiment=experiment,
+    )
+
+
 def train_and_register(
     spec: DomainSpec,
     train_frame: pd.DataFrame,
@@ -242,29 +279,40 @@ def train_and_register(
     pipeline: Pipeline | None = None,
     params: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """Fit on `train_frame`, evaluate on `holdout_frame`, and register a new version of `spec.name`.
+    """Fit on `train_frame`, evaluate on `holdout_frame`, and register a version of `spec.name` once.
 
     One MLflow run (`train-<batch_id>`) in the domain's experiment holds the
     params, both datasets as inputs, the holdout metrics (linked to the model and
     the holdout dataset) and the model, registered under the domain's name. No
     alias is set here: blessing decides. A `pipeline` given already fitted (a
     rules baseline, or a challenger the caller fitted) is logged as it is.
+
+    Keyed by (`batch_id`, `tags["role"]`): when an earlier attempt already
+    registered that version it is returned unchanged, and an attempt killed before
+    registering is finished in its own run, so retries never add versions.
     """
     import mlflow
     from threadpoolctl import threadpool_limits
 
+    role = (tags or {}).get("role", "model")
+    done = registered(spec, batch_id, role)
+    if done is not None:
+        log.info("event=model_already_registered domain=%s batch_id=%s role=%s version=%s", spec.name, batch_id, role, done.version)
+        return done
     started = time.monotonic()
     experiment_id = tracking.ensure_experiment(spec.name)
-    run_tags = {"domain": spec.name, "batch_id": batch_id, **(tags or {})}
-    with (
-        warnings.catch_warnings(),
-        mlflow.start_run(run_name=f"train-{batch_id}", tags=run_tags) as run,
-    ):
+    run_tags = {"domain": spec.name, "batch_id": batch_id, "role": role, **(tags or {})}
+    earlier = _run_for(experiment_id, batch_id, role)
+    run_context = (
+        mlflow.start_run(run_id=earlier) if earlier else mlflow.start_run(run_name=f"train-{batch_id}", tags=run_tags)
+    )
+    with warnings.catch_warnings(), run_context as run:
         # The validation gate keeps nulls out of int columns, so MLflow's hint about them is noise here.
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
         )
-        mlflow.log_params(_params(spec, train_frame, holdout_frame) | (params or {}))
+        if earlier is None:  # params are write-once; an earlier attempt logged the same ones
+            mlflow.log_params(_params(spec, train_frame, holdout_frame) | (params or {}))
         frames = {"training": train_frame, "holdout": holdout_frame}
         datasets = _log_datasets(spec, frames, batch_id, dataset_uri)
         pipeline = pipeline if pipeline is not None else fit(spec, train_frame)

@@ -33,7 +33,7 @@ def test_every_shipped_domain_has_its_dags(dagbag):
     specs, _ = load_domains()
     assert specs, "no domain specs found in include/domains"
     for spec in specs:
-        for kind in ("land", "validate", "monitor", "train", "score"):
+        for kind in ("land", "decide"):
             assert f"{spec.name}_{kind}" in dagbag.dag_ids
 
 
@@ -60,3 +60,18 @@ def test_no_heavy_imports_at_parse_time(path):
     assert result.returncode == 0, f"{path.name} does not import: {result.stderr[-2000:]}"
     imported = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert imported == "", f"{path.name} imports {imported} at parse time"
+
+
+def test_decide_dags_run_one_at_a_time_and_batch_ids_param_is_a_hex_pattern(dagbag):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from continuum.specs import load_domains
+
+    for spec in load_domains()[0]:
+        dag = dagbag.dags[f"{spec.name}_decide"]
+        assert dag.max_active_runs == 1
+        assert [t.task_id for t in dag.topological_sort()] == ["next_batch", "gate", "monitor", "train", "promote", "score"]
+        param = dag.params.get_param("batch_ids")
+        assert param.resolve(["0123456789abcdef"]) == ["0123456789abcdef"]
+        with pytest.raises(ParamValidationError):
+            param.resolve(["../../etc/passwd"])

@@ -29,7 +29,15 @@ def test_first_batch_trains_and_promotes(trained):
     _, record = trained
     assert record["validation"] == {"success": True, "failed": [], "report": record["validation"]["report"], "reason": None}
     assert record["quarantined"] is False
-    assert record["retrain"] == {"triggered": True, "reasons": ["no_champion"]}
+    assert record["retrain"] == {
+        "triggered": True,
+        "reasons": ["no_champion"],
+        "waiting_for_labels": False,
+        "carried_from": [],
+    }
+    assert record["champion_before"] is None  # judged against nothing: the domain had no champion
+    assert record["promotion"]["outcome"] == "promoted" and record["promotion"]["shadow"]["passed"] is True
+    assert record["finished"] is True and record["steps"] == ["gate", "monitor", "train", "promote", "score"]
     assert record["performance"] == {"metric": "accuracy", "value": None, "floor": 0.85}
     assert record["challenger"]["blessed"] is True and record["challenger"]["why_not"] == []
     assert record["challenger"]["metrics"]["accuracy"] >= 0.85
@@ -44,8 +52,9 @@ def test_stable_batch_changes_nothing(trained):
     record = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=2))
     assert record["drift"]["detected"] is False, record["drift"]
     assert record["performance"]["value"] >= 0.85
-    assert record["retrain"] == {"triggered": False, "reasons": []}
+    assert record["retrain"]["triggered"] is False and record["retrain"]["reasons"] == []
     assert record["challenger"] is None and record["promoted"] is False
+    assert record["promotion"]["outcome"] == "no_challenger"
     assert versions(DOMAIN) == [first["champion"]["version"]]
     assert record["drift"]["report"].endswith("drift.html")
     assert b"<html" in storage.get_bytes(Keys(DOMAIN).drift_report(record["batch_id"]))[:200]
@@ -59,6 +68,10 @@ def test_covariate_drift_retrains_and_promotes(trained):
     assert "drift" in record["retrain"]["reasons"]
     assert record["challenger"]["blessed"] is True, record["challenger"]["why_not"]
     assert record["promoted"] is True
+    assert record["champion_before"]["version"] == first["champion"]["version"]
+    assert record["promotion"]["previous"] == first["champion"]["version"]
+    shadow = record["promotion"]["shadow"]
+    assert shadow["passed"] is True and 0 < shadow["score_shift"] <= shadow["max_score_shift"]
     assert registry.champion(DOMAIN).version == record["challenger"]["version"]
     assert registry.previous(DOMAIN).version == first["champion"]["version"]
 

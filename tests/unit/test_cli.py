@@ -40,6 +40,7 @@ def test_status_of_a_domain_that_never_trained(capsys, s3, mlflow_store):
     payload = json.loads(capsys.readouterr().out)
     assert payload["domain"] == "insurance_fraud" and payload["primary_metric"] == "recall_at_precision"
     assert payload["champion"] is None and payload["previous"] is None and payload["decisions"] == []
+    assert payload["pending"] == []
 
 
 def test_rollback_without_previous_says_so(capsys, s3, mlflow_store):
@@ -105,18 +106,18 @@ def test_status_shows_validation_warnings_of_recent_batches(capsys, s3, mlflow_s
     frame = simulate.generate("insurance_claim_risk", 50, seed=1)[["driver_age", "region", "has_claim"]]
     frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
     keys = Keys("no_ids")
-    s3.put_bytes(keys.raw("b1", ".csv"), frame.to_csv(index=False).encode())
-    s3.put_json(keys.manifest("b1"), {"batch_id": "b1", "raw_key": keys.raw("b1", ".csv"), "extension": ".csv"})
+    s3.put_bytes(keys.raw("00000000000000b1", ".csv"), frame.to_csv(index=False).encode())
+    s3.put_json(keys.manifest("00000000000000b1"), {"batch_id": "00000000000000b1", "raw_key": keys.raw("00000000000000b1", ".csv"), "extension": ".csv"})
 
-    outcome = pipeline.run_gate("no_ids", "b1")
+    outcome = pipeline.run_gate("no_ids", "00000000000000b1")
     assert outcome["success"] and outcome["warnings"] == ["expect_compound_columns_to_be_unique"]
 
     assert cli.main(["status", "no_ids"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["warnings"][0]["batch_id"] == "b1"
+    assert payload["warnings"][0]["batch_id"] == "00000000000000b1"
     assert payload["warnings"][0]["checks"] == ["expect_compound_columns_to_be_unique"]
     assert payload["decisions"][0]["validation"]["warnings"] == ["expect_compound_columns_to_be_unique"]
-    report = s3.get_json(keys.validation_report("b1"))
+    report = s3.get_json(keys.validation_report("00000000000000b1"))
     assert report["warnings"][0]["severity"] == "warn" and "values" in report["warnings"][0]["summary"]
 
 
@@ -140,3 +141,13 @@ def test_champion_gaps_name_removed_retyped_and_no_longer_feature_columns():
         "column 'item_price' is now float, the champion was trained on string",
     ]
     assert cli.champion_gaps(spec, {"item_popularity": "double", "hour_of_day": "long"}) == []
+
+
+def test_status_lists_the_batches_waiting_oldest_first(capsys, s3, mlflow_store):
+    from continuum import landing
+
+    landing.land_file("insurance_fraud", "a.csv", b"x\n1\n")
+    landing.land_file("insurance_fraud", "b.csv", b"x\n2\n")
+    registered = landing.register_landed("insurance_fraud")
+    assert cli.main(["status", "insurance_fraud"]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == registered

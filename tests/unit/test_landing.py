@@ -46,3 +46,39 @@ def test_distinct_files_get_distinct_ids(s3):
     landing.land_file(DOMAIN, "two.parquet", b"2")
     ids = landing.register_landed(DOMAIN)
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_registered_batches_wait_in_the_queue_in_arrival_order_until_dequeued(s3):
+    from continuum import batches
+
+    landing.land_file(DOMAIN, "one.csv", b"1")
+    landing.land_file(DOMAIN, "two.csv", b"2")
+    first, second = landing.register_landed(DOMAIN)
+    assert batches.pending(DOMAIN) == [first, second]
+    assert batches.next_batch(DOMAIN) == first and batches.next_batch(DOMAIN, among=[second]) == second
+    batches.dequeue(DOMAIN, first)
+    assert batches.pending(DOMAIN) == [second]
+
+
+def test_a_scan_that_died_before_queueing_queues_the_batch_next_time(s3):
+    from continuum import batches
+
+    landing.land_file(DOMAIN, "c.csv", b"z\n3\n")
+    [batch_id] = landing.register_landed(DOMAIN)
+    batches.dequeue(DOMAIN, batch_id)  # as if the scan died after the manifest, before the marker
+    landing.land_file(DOMAIN, "c.csv", b"z\n3\n")
+    assert landing.register_landed(DOMAIN) == [batch_id]
+    assert batches.pending(DOMAIN) == [batch_id]
+
+
+def test_batch_ids_are_checked_before_they_reach_a_key():
+    import pytest
+
+    from continuum import batches, decision
+
+    assert batches.check_batch_id("0123456789abcdef") == "0123456789abcdef"
+    for bad in ("../etc/passwd", "0123456789ABCDEF", "x' or '1'='1", ""):
+        with pytest.raises(ValueError, match="16 hex digits"):
+            batches.check_batch_id(bad)
+    with pytest.raises(ValueError, match="16 hex digits"):
+        decision.load(DOMAIN, "../../models/x")

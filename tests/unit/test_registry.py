@@ -137,3 +137,37 @@ def test_unknown_schedules_are_rejected_with_the_options(schedule):
 def test_model_ref_times_are_utc():
     ref = registry.ModelRef(name="x", version="1", created_at=datetime(2024, 1, 1, tzinfo=UTC))
     assert ref.metrics == {} and ref.created_at.utcoffset() == timedelta(0)
+
+
+def test_promotion_is_a_compare_and_set_against_the_judged_champion(mlflow_store):
+    v1, v2, v3 = _register(NAME, 3)
+    registry.promote(NAME, v1, expected=None)
+    registry.promote(NAME, v3)  # the champion moves (e.g. a manual promote) after v2 was judged against v1
+    with pytest.raises(registry.ChampionMoved, match=f"champion is v{v3} but the challenger was judged against v{v1}"):
+        registry.promote(NAME, v2, expected=v1)
+    assert _aliases(NAME) == {"champion": v3, "previous": v1}  # nothing moved
+    assert registry.promote(NAME, v2, expected=v3) == {"champion": v2, "previous": v3}
+    with pytest.raises(registry.ChampionMoved):
+        registry.promote(NAME, v1, expected=None)  # "no champion" is an expectation too
+
+
+def test_promotion_reads_the_roles_back_and_fails_when_they_did_not_stick(mlflow_store, monkeypatch):
+    v1, v2 = _register(NAME, 2)
+    registry.promote(NAME, v1)
+    monkeypatch.setattr(registry, "_set_roles", lambda *args: None)  # a store that dropped the writes
+    with pytest.raises(registry.RegistryError, match=f"read back as champion=v{v1}"):
+        registry.promote(NAME, v2, expected=v1)
+
+
+def test_restore_puts_both_roles_back_exactly(mlflow_store):
+    v1, v2, v3 = _register(NAME, 3)
+    registry.promote(NAME, v1)
+    registry.promote(NAME, v2)
+    registry.promote(NAME, v3)
+    assert registry.restore(NAME, champion=v2, previous=v1, rolled_back=v3) == {"champion": v2, "previous": v1}
+    assert _aliases(NAME) == {"champion": v2, "previous": v1}
+    import mlflow
+
+    assert "rolled_back_at" in mlflow.MlflowClient().get_model_version(NAME, v3).tags
+    registry.restore(NAME, champion=None, previous=None)  # before the very first promotion
+    assert _aliases(NAME) == {}

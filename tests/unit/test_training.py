@@ -10,6 +10,7 @@ from continuum import simulate, tracking, training
 from continuum.specs import DomainSpec, get_domain
 
 DOMAIN = "insurance_claim_risk"
+B1, B2 = "00000000000b0001", "00000000000b0002"
 
 
 def _spec(estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier", params=None) -> DomainSpec:
@@ -137,7 +138,7 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
         spec,
         train,
         holdout,
-        batch_id="b0001",
+        batch_id=B1,
         dataset_uri="s3://continuum/validated/x.parquet",
         tags={"why": "test"},
     )
@@ -145,14 +146,14 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
     client = mlflow.MlflowClient()
     version = client.get_model_version(DOMAIN, result.version)
     assert result.model_uri == f"models:/{DOMAIN}/{result.version}" and version.run_id == result.run_id
-    assert version.tags == {"domain": DOMAIN, "batch_id": "b0001", "why": "test"}  # the run's tags, role included
+    assert version.tags == {"domain": DOMAIN, "batch_id": B1, "role": "model", "why": "test"}  # the run's tags
     experiment = client.get_experiment_by_name(DOMAIN)
     assert result.experiment == DOMAIN
     assert experiment.artifact_location == f"s3://{tracking.settings.mlflow_bucket()}/{DOMAIN}"
 
     run = client.get_run(result.run_id)
-    assert run.info.run_name == "train-b0001"
-    assert {"domain": DOMAIN, "batch_id": "b0001", "why": "test"}.items() <= run.data.tags.items()
+    assert run.info.run_name == f"train-{B1}"
+    assert {"domain": DOMAIN, "batch_id": B1, "why": "test"}.items() <= run.data.tags.items()
     assert run.data.params["train_rows"] == "2250" and run.data.params["model.max_iter"] == "30"
     assert set(run.data.metrics) >= {"accuracy", "roc_auc", "brier"}
     assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
@@ -171,7 +172,7 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
     np.testing.assert_allclose(proba, sk_model.predict_proba(raw))
 
     again = training.train_and_register(
-        spec, train, holdout, batch_id="b0002", dataset_uri="s3://x/y.parquet"
+        spec, train, holdout, batch_id=B2, dataset_uri="s3://x/y.parquet"
     )
     assert int(again.version) == int(result.version) + 1
 
@@ -202,3 +203,49 @@ def test_fitted_pipeline_never_sees_keys_protected_columns_or_the_label(domain, 
     seen = set(pipeline.feature_names_in_)
     assert seen.isdisjoint(kept_out)
     assert seen == {c.name for c in spec.data.feature_columns}
+
+
+def _small_spec():
+    base = get_domain(DOMAIN)
+    return base.model_copy(update={"model": base.model.model_copy(update={"params": {"max_iter": 10}})})
+
+
+def _versions() -> list[str]:
+    import mlflow
+
+    return sorted(str(v.version) for v in mlflow.MlflowClient().search_model_versions(f"name = '{DOMAIN}'"))
+
+
+def test_registering_the_same_batch_twice_keeps_one_version(mlflow_store):
+    spec = _small_spec()
+    train, holdout = training.split(simulate.generate(DOMAIN, 600, seed=2), spec)
+    kwargs = {"batch_id": B1, "dataset_uri": "s3://x/y.parquet", "tags": {"role": "challenger"}}
+    first = training.train_and_register(spec, train, holdout, **kwargs)
+    retry = training.train_and_register(spec, train, holdout, **kwargs)
+    assert retry.version == first.version and retry.run_id == first.run_id
+    assert _versions() == [first.version]
+    baseline = training.train_and_register(spec, train, holdout, **{**kwargs, "tags": {"role": "baseline"}})
+    assert baseline.version != first.version  # another role of the same batch is another model
+
+
+def test_a_version_registered_by_a_killed_attempt_is_found_by_its_run(mlflow_store):
+    """Killed after registering, before the version's own tags were written: the run's tags find it."""
+    import mlflow
+
+    spec = _small_spec()
+    train, holdout = training.split(simulate.generate(DOMAIN, 600, seed=3), spec)
+    kwargs = {"batch_id": B2, "dataset_uri": "s3://x/y.parquet", "tags": {"role": "challenger"}}
+    first = training.train_and_register(spec, train, holdout, **kwargs)
+    client = mlflow.MlflowClient()
+    for key in ("domain", "batch_id", "role"):
+        client.delete_model_version_tag(DOMAIN, first.version, key)
+    again = training.train_and_register(spec, train, holdout, **kwargs)
+    assert again.version == first.version and _versions() == [first.version]
+    assert client.get_model_version(DOMAIN, first.version).tags["batch_id"] == B2  # healed
+
+
+def test_batch_ids_that_are_not_hex_never_reach_an_mlflow_filter(mlflow_store):
+    spec = _small_spec()
+    train, holdout = training.split(simulate.generate(DOMAIN, 600, seed=4), spec)
+    with pytest.raises(ValueError, match="16 hex digits"):
+        training.train_and_register(spec, train, holdout, batch_id="x' or '1'='1", dataset_uri="s3://x/y")
