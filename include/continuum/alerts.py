@@ -182,7 +182,7 @@ def quarantine_alert(spec: Any, batch_id: str, outcome: Mapping[str, Any], run_i
         kind="batch_quarantined",
         summary=f"batch {batch_id} quarantined: {shown}",
         domain=spec.name,
-        dag_id=f"{spec.name}_validate",
+        dag_id=f"{spec.name}_decide",
         task_id="gate",
         run_id=run_id,
         batch_id=batch_id,

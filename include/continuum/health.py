@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 GUARDRAIL_WINDOW = timedelta(days=1)
 FAILED_RUNS_STATE = "health/state/failed_runs.json"
 # The DAGs of a domain and of an assistant, by suffix (see dags/continuum_domains.py and continuum_assistants.py).
-DOMAIN_DAGS = ("land", "validate", "monitor", "train", "score")
+DOMAIN_DAGS = ("land", "decide")
 ASSISTANT_DAGS = ("conversations_land", "prompt_eval")
 
 

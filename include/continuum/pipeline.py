@@ -59,7 +59,6 @@ def run_gate(domain: str, batch_id: str) -> dict:
     batches.check_batch_id(batch_id)
     outcome = validation.gate(spec, batch_id)  # idempotent: returns the stored outcome when gated before
     record = decision.load(domain, batch_id)
-    first_time = not record.done("gate")
     record.validation = decision.Validation(
         success=outcome["success"],
         failed=outcome["failed"],
@@ -74,9 +73,8 @@ def run_gate(domain: str, batch_id: str) -> dict:
 
         champion = registry.champion(domain)  # untouched by this batch; recorded for the reader
         record.champion = _model_version(champion) if champion is not None else None
-        if first_time:  # a retry does not page the owner twice
-            alerts.deliver(alerts.quarantine_alert(spec, batch_id, outcome))
         finish(record)
+        alerts.after_decision(spec, record)  # keyed by the batch id: a retry pages nobody twice
     else:
         record.save()
     log.info(
@@ -469,7 +467,7 @@ def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decis
 
 def run_promotion(domain: str, batch_id: str) -> dict:
     """A blessed challenger that passes its shadow run becomes champion (the old one keeps `previous`)."""
-    from continuum import registry
+    from continuum import alerts, registry
 
     spec = get_domain(domain)
     record = decision.load(domain, batch_id)
@@ -486,6 +484,7 @@ def run_promotion(domain: str, batch_id: str) -> dict:
         record.champion = _model_version(champion) if champion is not None else None
         record.mark("promote")
         record.save()
+        alerts.after_decision(spec, record)  # champion_below_floor, rejections in a row, or their `resolved`
         log.info(
             "event=promotion domain=%s batch_id=%s outcome=%s champion=%s reasons=%s",
             domain,

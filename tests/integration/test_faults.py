@@ -374,11 +374,6 @@ def test_steps_fail_cleanly_while_mlflow_is_down_and_complete_after(mlflow_serve
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only "returned instead of raising" counts; any other failure is a failure
-    reason="continuum.llm.prompts._alias turns any MlflowException into 'no alias'; the LLM helper fixes prompts.py",
-)
 def test_prompt_alias_lookup_raises_while_mlflow_is_down(mlflow_server, monkeypatch):
     from continuum.llm import prompts
     from continuum.llm.specs import get_assistant

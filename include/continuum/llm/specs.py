@@ -16,7 +16,15 @@ from pydantic import Field, field_validator, model_validator
 
 from continuum.directions import higher_is_better
 from continuum.llm.scorers import RATES, SCORES
-from continuum.specs import NAME_PATTERN, OpenModel, SpecError, find_spec, load_all, load_model, parse_duration
+from continuum.specs import (
+    NAME_PATTERN,
+    OpenModel,
+    SpecError,
+    find_spec,
+    load_all,
+    load_model,
+    parse_duration,
+)
 
 
 class Tool(OpenModel):
