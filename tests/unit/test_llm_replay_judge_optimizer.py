@@ -213,17 +213,15 @@ def test_judge_reads_fenced_json_and_reports_invalid_answers(llm_server, backend
     assert invalid["score"] is None and "not JSON" in invalid["reason"]
 
 
-def test_judge_call_failure_is_a_missing_score(llm_server):
-    backend = OpenAICompatibleBackend(
-        LLMConfig(base_url=llm_server.base_url, model="m", max_retries=1, backoff_s=0)
-    )
+def test_judge_call_failure_fails_the_task_instead_of_a_missing_score(llm_server):
+    """An error is not an absence: a failing endpoint raises, so Airflow retries the task."""
+    from continuum.llm.backends import LLMError
+
+    backend = OpenAICompatibleBackend(LLMConfig(base_url=llm_server.base_url, model="m", max_retries=1))
     llm_server.fail_next(500, times=2)
 
-    graded = judge(backend, {"conversation_id": "a", "messages": []}, "r")
-
-    assert (
-        graded["score"] is None and "judge call failed" in graded["reason"] and "HTTP 500" in graded["reason"]
-    )
+    with pytest.raises(LLMError, match="500"):
+        judge(backend, {"conversation_id": "a", "messages": []}, "r")
 
 
 @pytest.mark.parametrize(

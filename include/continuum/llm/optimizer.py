@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from continuum.llm.backends import ChatBackend, LLMError
+from continuum.llm.backends import ChatBackend
 from continuum.llm.judge import transcript
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,7 @@ def _rewrite(backend: ChatBackend, spec: Any, template: str, failures: list[str]
         ]
     )
     messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
-    try:
-        answer = backend.chat(messages, temperature=0.7, top_p=1.0)
-    except LLMError as exc:
-        log.warning("optimizer_rewrite_failed assistant=%s reason=%s", _name(spec), exc)
-        return None
+    answer = backend.chat(messages, temperature=0.7, top_p=1.0)  # LLMError fails the task: retried, not skipped
     problem, candidate = _check(answer.content, template, spec)
     if problem:
         log.info("optimizer_rewrite_rejected assistant=%s reason=%s", _name(spec), problem)
