@@ -258,10 +258,13 @@ def find_version(name: str, batch_id: str, role: str) -> ModelRef | None:
 
 
 def load(name: str, number: str) -> Any:
-    """The scikit-learn pipeline of version `number`, loaded as scoring loads it (`models:/<name>/<number>`)."""
-    import mlflow.sklearn
+    """The scikit-learn pipeline of version `number`, loaded as scoring loads it (`models:/<name>/<number>`).
 
-    return mlflow.sklearn.load_model(f"models:/{name}/{number}")
+    Loaded by model_loading (skops with Continuum's own type allow-list), never by pickle.
+    """
+    from continuum import model_loading
+
+    return model_loading.load_sklearn(f"models:/{name}/{number}")
 
 
 def load_champion(name: str) -> Any:
