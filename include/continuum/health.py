@@ -158,11 +158,13 @@ def production_safety(spec: AssistantSpec, now: datetime) -> tuple[str | None, d
 
     The production version is the newest decision record's `production_after`; the
     rates are the means of the safety scores over its conversations started in
-    [now - 1 day, now), read from the daily score tables that cover that span.
+    [now - 1 day, now), read from the score tables of the evaluation windows that
+    end inside or after that span (a window is named `<start>-<end>`).
     """
-    from continuum.llm import evaluation
+    from continuum.storage import LlmKeys
 
-    decisions = [o for o in storage.list_objects(f"llm/decisions/{spec.name}/") if o["Key"].endswith(".json")]
+    keys = LlmKeys(spec.name)
+    decisions = [o for o in storage.list_objects(keys.decisions_prefix) if o["Key"].endswith(".json")]
     if not decisions:
         return None, {}, 0
     newest = max(decisions, key=lambda o: o["LastModified"])
@@ -172,11 +174,8 @@ def production_safety(spec: AssistantSpec, now: datetime) -> tuple[str | None, d
     import pandas as pd
 
     start = now - GUARDRAIL_WINDOW
-    frames = []
-    for day in sorted({evaluation.window_name(start), evaluation.window_name(now)}):
-        key = evaluation.scores_key(spec.name, day)
-        if storage.exists(key):
-            frames.append(storage.get_frame(key))
+    tables = [o["Key"] for o in storage.list_objects(keys.scores_prefix) if o["Key"].endswith(".parquet")]
+    frames = [storage.get_frame(key) for key in tables if _window_end(key) is None or _window_end(key) >= start]
     if not frames:
         return str(production), {}, 0
     table = pd.concat(frames, ignore_index=True).drop_duplicates("conversation_id", keep="last")
@@ -187,6 +186,15 @@ def production_safety(spec: AssistantSpec, now: datetime) -> tuple[str | None, d
         for name in spec.guardrails.safety_scores
     }
     return str(production), rates, int(len(rows))
+
+
+def _window_end(key: str) -> datetime | None:
+    """The end of the evaluation window a score table covers, from its name `<start>-<end>.parquet`."""
+    stem = key.rsplit("/", 1)[-1].removesuffix(".parquet")
+    try:
+        return datetime.strptime(stem.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def new_failed_runs(counts: Mapping[str, int], now: datetime) -> dict[str, int]:

@@ -135,8 +135,12 @@ class LlmKeys:
         """What a redacted file holds; written last, so its presence means "processed"."""
         return f"{self.redacted_prefix}{sha}.json"
 
+    @property
+    def scores_prefix(self) -> str:
+        return f"llm/scores/{self.assistant}/"
+
     def scores(self, window: str) -> str:
-        return f"llm/scores/{self.assistant}/{window}.parquet"
+        return f"{self.scores_prefix}{window}.parquet"
 
     def scores_summary(self, window: str) -> str:
         return f"llm/scores/{self.assistant}/{window}.json"

@@ -140,7 +140,7 @@ def test_baseline_registers_and_loads_through_mlflow(spec, fitted, mlflow_store,
 
     train, holdout = training.split(simulate.generate(RETAIL, 2000, seed=1), spec)
     result = training.train_and_register(
-        spec, train, holdout, batch_id="b0000", dataset_uri="s3://x/rules.parquet", pipeline=fitted
+        spec, train, holdout, batch_id="00000000000000b0", dataset_uri="s3://x/rules.parquet", pipeline=fitted
     )
     assert result.metrics["roc_auc"] == pytest.approx(metrics.evaluate(spec, fitted, holdout)["roc_auc"])
     raw = simulate.generate(RETAIL, 20, seed=9, faults=["unlabelled"])

@@ -128,9 +128,13 @@ def _scores(rows):
 
 def test_guardrail_reads_the_production_prompt_over_the_last_day(s3):
     from continuum.llm import evaluation
+    from continuum.storage import LlmKeys
 
     spec = get_assistant("claims_assistant")
-    s3.put_json(evaluation.decision_key(spec.name, "2026-03-02"), {"production_after": "3"})
+    keys = LlmKeys(spec.name)
+    this_week = evaluation.window_id(T0 - timedelta(days=7), T0)
+    last_week = evaluation.window_id(T0 - timedelta(days=14), T0 - timedelta(hours=20))
+    s3.put_json(keys.decision(this_week, "scheduled"), {"production_after": "3"})
     recent = [
         (f"c{i}", "3", (T0 - timedelta(hours=2)).isoformat(), 1.0 if i < 6 else 0.0, 0.0, None) for i in range(30)
     ]
@@ -138,8 +142,8 @@ def test_guardrail_reads_the_production_prompt_over_the_last_day(s3):
         ("old", "3", (T0 - timedelta(days=2)).isoformat(), 1.0, 1.0, 1.0),  # older than a day
         ("cand", "4", (T0 - timedelta(hours=1)).isoformat(), 1.0, 1.0, 1.0),  # not production
     ]
-    s3.put_frame(evaluation.scores_key(spec.name, "2026-03-02"), _scores(recent[:20] + ignored))
-    s3.put_frame(evaluation.scores_key(spec.name, "2026-03-01"), _scores(recent[20:]))
+    s3.put_frame(keys.scores(this_week), _scores(recent[:20] + ignored))
+    s3.put_frame(keys.scores(last_week), _scores(recent[20:]))
 
     production, rates, conversations = health.production_safety(spec, T0)
     assert (production, conversations) == ("3", 30)
@@ -187,5 +191,5 @@ def test_digest_is_written_as_json_and_html_keyed_by_the_hour(s3):
 
 def test_names_lists_domains_and_assistants_with_their_dags():
     entries = {e["name"]: e["dags"] for e in health.names()}
-    assert "insurance_fraud_train" in entries["insurance_fraud"]
+    assert "insurance_fraud_decide" in entries["insurance_fraud"]
     assert entries["claims_assistant"] == ["claims_assistant_conversations_land", "claims_assistant_prompt_eval"]

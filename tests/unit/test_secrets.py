@@ -44,6 +44,11 @@ def _is_placeholder(value: str) -> bool:
     return value.startswith(("${", "$", "<", "{{", "/", "./"))
 
 
+def _names_a_secret_object(line: str) -> bool:
+    key = re.split(r"[:=]", line, maxsplit=1)[0].strip().strip("-").strip().lower()
+    return key.endswith(("secretname", "secret_name"))
+
+
 def scan(path: Path, text: str) -> list[str]:
     """Findings in one file as `path:line: what`."""
     findings = []
@@ -52,6 +57,8 @@ def scan(path: Path, text: str) -> list[str]:
         found = [f"{path}:{number}: {what}" for what, pattern in PATTERNS.items() if pattern.search(line)]
         findings += found
         match = ASSIGNMENT.match(line) if config and not found else None
+        if match and _names_a_secret_object(line):
+            continue  # e.g. Helm's `metadataSecretName: x` names a Kubernetes Secret, it holds none
         if match and not _is_placeholder(match.group(1)):
             findings.append(f"{path}:{number}: credential-like value {match.group(1)[:3]}...")
     return findings
