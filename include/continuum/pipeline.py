@@ -379,8 +379,11 @@ def _shadow(spec: DomainSpec, record: decision.DecisionRecord, frame: pd.DataFra
 def _rollback_alert(spec: DomainSpec, batch_id: str, version: str, restored: str | None, error: str):
     from continuum import alerts
 
+    # `task_failed` at critical severity: the promote step did not achieve what it set out to do,
+    # and the owner must look at the version that could not serve (the champion is already restored).
     return alerts.Alert(
-        title=f"v{version} failed its smoke test after promotion; champion restored to v{restored}",
+        kind="task_failed",
+        summary=f"v{version} failed its smoke test after promotion; champion restored to v{restored}",
         severity="critical",
         domain=spec.name,
         dag_id=f"{spec.name}_decide",
@@ -389,7 +392,8 @@ def _rollback_alert(spec: DomainSpec, batch_id: str, version: str, restored: str
         batch_id=batch_id,
         owner=spec.owner,
         exception=error[:300],
-        runbook=alerts.runbook_hint("promot", spec.name, batch_id),
+        facts={"rolled_back": version, "restored": restored},
+        hint=alerts.runbook_hint("promot", spec.name, batch_id),
     )
 
 

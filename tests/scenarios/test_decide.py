@@ -224,7 +224,7 @@ def test_failed_smoke_test_after_promotion_rolls_back_and_alerts(judged, monkeyp
     assert registry.roles(DOMAIN) == before  # champion and previous exactly as before
     assert record.champion.version == first.champion.version
     alerts = [storage.get_json(k) for k in storage.list_keys(f"alerts/{DOMAIN}/")]
-    assert any(a["batch_id"] == batch_id and "smoke test" in a["title"] for a in alerts)
+    assert any(a["batch_id"] == batch_id and "smoke test" in a["summary"] for a in alerts)
 
 
 def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, monkeypatch):
