@@ -27,7 +27,13 @@ def trained(loop):
 
 def test_first_batch_trains_and_promotes(trained):
     _, record = trained
-    assert record["validation"] == {"success": True, "failed": [], "report": record["validation"]["report"], "reason": None}
+    assert record["validation"] == {
+        "success": True,
+        "failed": [],
+        "warnings": [],
+        "report": record["validation"]["report"],
+        "reason": None,
+    }
     assert record["quarantined"] is False
     assert record["retrain"] == {
         "triggered": True,
