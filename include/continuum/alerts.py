@@ -174,24 +174,6 @@ def alert_key(alert: Alert) -> str:
     return Keys(alert.domain).alert(f"{stamp}-{alert.kind}{suffix}")
 
 
-def quarantine_alert(spec: Any, batch_id: str, outcome: Mapping[str, Any], run_id: str | None = None) -> Alert:
-    """The owner's warning for a batch the validation gate refused (not a task failure)."""
-    failed = list(outcome.get("failed", []))
-    shown = ", ".join(failed[:5]) or outcome.get("reason") or "see the report"
-    return Alert(
-        kind="batch_quarantined",
-        summary=f"batch {batch_id} quarantined: {shown}",
-        domain=spec.name,
-        dag_id=f"{spec.name}_decide",
-        task_id="gate",
-        run_id=run_id,
-        batch_id=batch_id,
-        owner=spec.owner,
-        facts={"failed_expectations": len(failed), "report": outcome.get("report_key")},
-        hint=runbook_hint("quarantine", spec.name, batch_id),
-    )
-
-
 def alert_from_context(
     context: Mapping[str, Any],
     severity: Severity | None = None,
