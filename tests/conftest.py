@@ -96,8 +96,11 @@ def mlflow_store(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("CONTINUUM_MLFLOW_ARTIFACTS", f"s3://{os.environ['CONTINUUM_MLFLOW_BUCKET']}/")
     import mlflow
 
+    # set_tracking_uri is process-global and outlives monkeypatch: reset it on teardown, or a
+    # later test's MLFLOW_TRACKING_URI would be ignored in favour of this test's store.
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    return os.environ["MLFLOW_TRACKING_URI"]
+    yield os.environ["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="session")

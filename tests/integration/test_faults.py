@@ -313,6 +313,7 @@ def mlflow_server(s3, tmp_path, monkeypatch):
         mlflow.set_tracking_uri(server.url)
         yield server
     finally:
+        mlflow.set_tracking_uri(None)  # process-global: never leak this server's URI to later tests
         server.stop()
 
 
