@@ -45,6 +45,8 @@ KINDS: dict[str, Severity] = {
     "data_missing": "error",
     "prompt_guardrail_breach": "critical",
     "deadline_missed": "error",
+    "realised_gap": "warning",
+    "estimated_drop": "warning",
     "resolved": "info",
 }
 

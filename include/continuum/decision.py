@@ -77,6 +77,22 @@ class Promotion(BaseModel):
     previous: str | None = None
 
 
+class Estimate(BaseModel):
+    """The champion's primary metric on an unlabelled batch, estimated from its probabilities (CBPE).
+
+    Informative only: it can raise `estimated_drop`, never a retrain or a promotion.
+    """
+
+    metric: str
+    value: float | None = None
+    method: str = "cbpe"
+    version: str  # the champion version whose probabilities were read (the one that scored)
+    rows: int
+    reference: float | None = None  # that version's holdout metric at blessing
+    drop: float | None = None  # how much worse than `reference` (positive: worse)
+    max_drop: float | None = None
+
+
 class DecisionRecord(BaseModel):
     domain: str
     batch_id: str
@@ -91,6 +107,7 @@ class DecisionRecord(BaseModel):
     promoted: bool = False
     champion: ModelVersion | None = None
     scores: str | None = None
+    estimate: Estimate | None = None  # unlabelled batches: the expected metric before labels arrive
     # Steps whose work is complete; a rerun of a listed step returns without side effects.
     steps: list[Step] = Field(default_factory=list)
     finished: bool = False

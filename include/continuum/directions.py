@@ -43,3 +43,8 @@ LOWER_IS_BETTER = frozenset(name for name, way in DIRECTIONS.items() if way == "
 def higher_is_better(name: str) -> bool:
     """True when a larger value of `name` is better; KeyError for a name nobody registered."""
     return DIRECTIONS[name] == "higher"
+
+
+def worse_by(name: str, reference: float, value: float) -> float:
+    """How much worse `value` is than `reference` on `name`: positive when worse, negative when better."""
+    return reference - value if higher_is_better(name) else value - reference

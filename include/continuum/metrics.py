@@ -149,6 +149,13 @@ def _metric_kwargs(spec: DomainSpec, name: str) -> dict[str, Any]:
     return dict(getattr(spec.monitoring, "metric_params", None) or {})
 
 
+def primary_from_scores(spec: DomainSpec, y_true, scores) -> float | None:
+    """The spec's primary metric (with `monitoring.metric_params`) of positive-class `scores`; None when undefined."""
+    name = spec.monitoring.primary_metric
+    value = compute(name, y_true, scores, positive_label=spec.data.positive_label, **_metric_kwargs(spec, name))
+    return None if math.isnan(value) else value
+
+
 def _scores_to_metrics(spec: DomainSpec, y_true, scores) -> dict[str, float]:
     return {
         name: compute(

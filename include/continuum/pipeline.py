@@ -507,7 +507,7 @@ def run_promotion(domain: str, batch_id: str) -> dict:
 
 def run_scoring(domain: str, batch_id: str) -> dict:
     """Score the batch with the champion after a smoke test, then finish the batch."""
-    from continuum import registry, scoring
+    from continuum import performance_estimate, registry, scoring
 
     spec = get_domain(domain)
     keys = Keys(domain)
@@ -522,7 +522,8 @@ def run_scoring(domain: str, batch_id: str) -> dict:
             scoring.smoke_test(spec, model, storage.get_frame(keys.reference(champion.version)).head(SMOKE_ROWS))
             storage.put_frame(keys.scores(batch_id), scoring.score(spec, model, frame))
             record.scores = storage.uri(keys.scores(batch_id))
-            record.champion = _model_version(champion)
+            record.champion = _model_version(champion)  # the version that scored: late labels are judged against it
+            performance_estimate.after_scoring(spec, record, model, frame)  # unlabelled: CBPE estimate, may warn
         record.mark("score")
     finish(record)
     return {"batch_id": batch_id, "scores": record.scores}

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from continuum.specs import DomainSpec
 
 RISK_FACTOR_BOUNDS = (0.5, 3.0)  # no policy pays less than half or more than three times the base
+# The column of the scores that holds the champion's positive-class probability, per kind, next to
+# the id. `recommendations` keeps only the top k rows per user (no id): whoever needs every row's
+# probability re-scores the validated batch with the version that scored it (`continuum.labels`).
+PROBABILITY_COLUMNS = {"probability": "probability", "premium": "claim_probability", "fraud": "fraud_score"}
 
 
 class SmokeTestFailed(RuntimeError):
@@ -46,7 +50,8 @@ def _positive_column(spec: DomainSpec, model, width: int) -> int:
     return width - 1
 
 
-def _probabilities(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
+def probabilities(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
+    """The model's probability of the positive label for each row of `frame` (only its features reach the model)."""
     proba = model.predict_proba(training.features(spec, frame))
     return proba[:, _positive_column(spec, model, proba.shape[1])]
 
@@ -135,7 +140,7 @@ def score(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
     """The scores of `frame` by `spec.scoring.kind` (see the module table); `frame` is not changed."""
     if frame.empty:
         raise ValueError(f"{spec.name}: nothing to score, the frame has no rows")
-    p = _probabilities(spec, model, frame)
+    p = probabilities(spec, model, frame)
     kind = spec.scoring.kind
     if kind == "recommendations":
         return _recommendations(spec, p, frame)
@@ -164,7 +169,7 @@ def shadow_check(
 
     limit = spec.blessing.max_score_shift
     try:
-        new = np.asarray(_probabilities(spec, challenger, frame), dtype="float64")
+        new = np.asarray(probabilities(spec, challenger, frame), dtype="float64")
     except Exception as exc:  # any failure of the candidate is the finding, not a crash
         return [f"challenger cannot score the batch ({type(exc).__name__}: {exc})"], None
     bad = int((~np.isfinite(new)).sum())
@@ -174,7 +179,7 @@ def shadow_check(
         return [f"challenger scores outside [0, 1] (min {new.min():.4g}, max {new.max():.4g})"], None
     if champion is None:
         return [], None
-    old = np.asarray(_probabilities(spec, champion, frame), dtype="float64")
+    old = np.asarray(probabilities(spec, champion, frame), dtype="float64")
     shift = float(np.mean(np.abs(new - old)))
     if limit is not None and shift > limit:
         return [f"score shift {shift:.4g} vs the champion on the same rows exceeds blessing.max_score_shift {limit:.4g}"], shift

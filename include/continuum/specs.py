@@ -263,6 +263,18 @@ class Monitoring(OpenModel):
     expected_every: timedelta | None = Field(
         None, description="A new batch is expected at least this often (30m, 6h, 1d, 2w); else data_missing"
     )
+    max_realised_gap: float | None = Field(
+        0.05,
+        ge=0,
+        description="Largest tolerated shortfall of the champion's realised metric (late labels) against its "
+        "holdout metric at blessing; larger raises realised_gap; null turns the alert off",
+    )
+    max_estimated_drop: float | None = Field(
+        0.05,
+        ge=0,
+        description="Largest tolerated shortfall of the champion's estimated metric on an unlabelled batch "
+        "(CBPE) against its holdout metric; larger raises estimated_drop (a warning; never retrains); null: off",
+    )
 
     @field_validator("expected_every", mode="before")
     @classmethod
