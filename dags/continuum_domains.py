@@ -6,7 +6,7 @@ Built from every domain spec in `include/domains/*.yaml` and in the directories 
 
 | DAG | runs when | does |
 |---|---|---|
-| `<domain>_land` | every minute | registers files under `s3://<bucket>/landing/<domain>/` as batches, queues them, and emits `<domain>_landed` while any batch waits |
+| `<domain>_land` | every minute | registers files under `s3://<bucket>/landing/<domain>/` as batches, queues them, and emits `<domain>_landed` while any batch waits; joins late labels landed under `labels/<domain>/` to the scores (`continuum.labels`) |
 | `<domain>_decide` | `<domain>_landed` | one batch per run, the oldest waiting: gate, monitor, train, promote, score |
 
 `<domain>_decide` runs one at a time (`max_active_runs=1`), so batches are decided and
@@ -91,7 +91,11 @@ def land_dag(spec: DomainSpec) -> DAG:
             "land",
             f"Every minute, registers each file under `landing/{spec.name}/` as a batch whose id is the "
             f"hash of its bytes and queues it under `queue/{spec.name}/`. While any batch waits for its "
-            "decision it emits one asset event naming them, so an event Airflow dropped is sent again.",
+            "decision it emits one asset event naming them, so an event Airflow dropped is sent again. "
+            f"Beside it, `register_labels` joins labels files landed under `labels/{spec.name}/` to the "
+            "scores already written and records the champion's realised metric per batch and segment "
+            f"(`realised/{spec.name}/`); a bad labels file goes to `quarantine/{spec.name}/labels/`, and "
+            "labels below the floor (or awaited by a retrain) are landed as a labelled batch.",
             "Usually S3 is unreachable: check the endpoint (`AWS_ENDPOINT_URL`) and credentials.",
         ),
     )
@@ -109,6 +113,16 @@ def land_dag(spec: DomainSpec) -> DAG:
             get_current_context()["outlet_events"][landed].extra = {"batch_ids": waiting, "new": new}
             return waiting
 
+        @task(pool="continuum_validation")
+        def register_labels() -> list[dict]:
+            """Late labels: validate, join to the scores, realised metric; may land a labelled batch."""
+            from continuum.labels import register_landed_labels
+
+            return register_landed_labels(spec.name)
+
+        # Side by side, not in a chain: a labels file that fails must not stop batches from landing.
+        # A labelled batch it lands is registered by register_landed in this run or the next minute's.
+        register_labels()
         register_landed()
 
     return land()

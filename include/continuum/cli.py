@@ -132,6 +132,43 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
     return record.model_dump(mode="json")
 
 
+def land_labels(domain: str, path: Path, run: bool) -> dict:
+    """Land a labels file and, with `run`, process it (`<domain>_land`) and decide the batches it queued."""
+    from continuum import labels, storage
+
+    spec = specs.get_domain(domain)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; give the path of a CSV or Parquet file of {spec.data.id_column} and {spec.data.target}")
+    data = path.read_bytes()
+    if run:
+        outages.check_services()
+    storage.ensure_bucket()
+    key = labels.land_labels_file(spec.name, path.name, data)
+    labels_id = storage.batch_id_for(data)
+    print(f"landed {storage.uri(key)} labels_id={labels_id}")
+    if not run:
+        return {"domain": spec.name, "labels_id": labels_id, "landed": storage.uri(key)}
+    from continuum import batches, dagrun, decision
+
+    dagrun.run(f"{spec.name}_land")  # register_labels, which may land labelled batches
+    dagrun.run(f"{spec.name}_land")  # registers what it landed, whatever order the first run took
+    for _ in range(len(batches.pending(spec.name))):
+        dagrun.run(f"{spec.name}_decide")
+    found = labels.outcome(spec.name, labels_id) or {}
+    decided = [decision.load(spec.name, b).model_dump(mode="json") for b in found.get("labelled_batches", [])]
+    return {**found, "decisions": decided}
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from continuum.local.services import embedded_services
+
+    specs.get_domain(args.domain)
+    with embedded_services():
+        outcome = land_labels(args.domain, Path(args.path), args.run)
+    print(json.dumps(outcome, separators=(",", ":"), default=str))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from continuum.local.services import embedded_services
 
@@ -143,7 +180,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def status(domain: str, limit: int = 5) -> dict:
-    from continuum import batches, decision, registry
+    from continuum import batches, decision, labels, registry
 
     spec = specs.get_domain(domain)
 
@@ -165,6 +202,8 @@ def status(domain: str, limit: int = 5) -> dict:
             if r.validation.warnings
         ],
         "pending": batches.pending(spec.name),  # waiting for their decision, oldest first
+        # Per scored batch: the metric estimated before labels (CBPE) and the one realised on late labels.
+        "performance": labels.performance(spec.name, decisions),
         "decisions": [r.model_dump(mode="json") for r in decisions],
     }
 
@@ -316,6 +355,12 @@ def parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("path")
     ingest_cmd.add_argument("--run", action="store_true", help="run the domain's DAGs now, in-process")
     ingest_cmd.set_defaults(func=cmd_ingest)
+
+    labels_cmd = sub.add_parser("labels", help="land a file of late labels (id column and target) for a domain")
+    labels_cmd.add_argument("domain")
+    labels_cmd.add_argument("path")
+    labels_cmd.add_argument("--run", action="store_true", help="process it now and decide the batches it queues")
+    labels_cmd.set_defaults(func=cmd_labels)
 
     status_cmd = sub.add_parser("status", help="champion, previous and the last decisions of a domain (JSON)")
     status_cmd.add_argument("domain")

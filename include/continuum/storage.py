@@ -80,6 +80,25 @@ class Keys:
     def scores(self, batch_id: str) -> str:
         return f"scores/{self.domain}/{batch_id}.parquet"
 
+    @property
+    def labels_landing(self) -> str:
+        """Where users land late labels: CSV or Parquet files of the id column and the target."""
+        return f"labels/{self.domain}/"
+
+    def labels(self, labels_id: str) -> str:
+        """A registered labels file (id = hash of its bytes): raw.<ext>, manifest.json, outcome.json (last)."""
+        return f"labelled/{self.domain}/{labels_id}/"
+
+    def labels_quarantine(self, labels_id: str) -> str:
+        return f"{self.quarantine('labels')}{labels_id}/"
+
+    def realised_prefix(self, batch_id: str) -> str:
+        return f"realised/{self.domain}/{batch_id}/"
+
+    def realised(self, batch_id: str, labels_id: str) -> str:
+        """The champion's realised metric on one scored batch from one labels file."""
+        return f"{self.realised_prefix(batch_id)}{labels_id}.json"
+
     def alert(self, name: str) -> str:
         return f"alerts/{self.domain}/{name}.json"
 
