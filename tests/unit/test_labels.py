@@ -200,6 +200,35 @@ def test_realised_metric_per_batch_and_segment_from_the_scores_written(probe, ml
     assert shown["labels_id"] == labels_id and shown["value"] == result["value"]
     assert shown["segments"] == result["segments"] and shown["gap"] == result["gap"]
 
+    # The README shows this record and the estimate with exactly these keys.
+    realised_example, estimate_example = readme_examples()
+    assert set(realised_example) == set(result)
+    assert set(next(iter(realised_example["segments"].values()))) == set(result["segments"]["a"])
+    assert set(estimate_example) == set(record.estimate.model_dump())
+    assert set(shown) | {"batch_id"} == set(readme_status_keys())
+
+
+def readme_examples() -> tuple[dict, dict]:
+    import json
+    import re
+
+    from continuum import settings
+
+    readme = (settings.REPO_ROOT / "README.md").read_text()
+    realised = re.search(r"## Late labels and estimated performance.*?```json\n(.*?)```", readme, re.S).group(1)
+    estimate = re.search(r"On an\nunlabelled batch `estimate` is e\.g\. `(\{.*?\})`", readme, re.S).group(1)
+    return json.loads(realised), json.loads(estimate.replace("\n", " "))
+
+
+def readme_status_keys() -> list[str]:
+    import re
+
+    from continuum import settings
+
+    readme = (settings.REPO_ROOT / "README.md").read_text()
+    shown = re.search(r'"realised": \[\{(.*?)\}\]\}`', readme, re.S).group(1)
+    return ["batch_id", *re.findall(r'"(\w+)"', shown)]
+
 
 @pytest.mark.parametrize(
     ("content", "reason"),
