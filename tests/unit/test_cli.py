@@ -58,6 +58,17 @@ def test_ingest_without_run_lands_the_file_and_prints_json_last(capsys, s3, mlfl
     assert s3.list_keys("landing/insurance_claim_risk/")
 
 
+def test_labels_without_run_lands_the_file_under_labels_and_prints_json_last(capsys, s3, mlflow_store, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("policy_id,has_claim\np1,0\n")
+    assert cli.main(["labels", "insurance_claim_risk", str(path)]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["landed"].startswith("s3://continuum/labels/insurance_claim_risk/") and payload["labels_id"]
+    assert s3.list_keys("labels/insurance_claim_risk/")
+    assert cli.main(["labels", "insurance_claim_risk", str(tmp_path / "nope.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["platform"], ["ingest"], []])
 def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
