@@ -162,5 +162,33 @@ def oncall(s3, monkeypatch):
     smtp_controller.stop()
 
 
+@pytest.fixture
+def spec_copy(tmp_path, monkeypatch):
+    """`spec_copy(base, name, **changes)`: a shipped spec under a new name, in a directory on
+    CONTINUUM_DOMAINS_PATH; a dict change updates that section, anything else sets the key.
+    Returns (path, document); write the document to the path again to change the spec."""
+    import yaml
+
+    from continuum.specs import BUILTIN_DOMAINS_DIR
+
+    directory = tmp_path / "specs"
+    directory.mkdir()
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(directory))
+
+    def copy(base: str, name: str, **changes):
+        document = yaml.safe_load((BUILTIN_DOMAINS_DIR / f"{base}.yaml").read_text())
+        document["name"] = name
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                document.setdefault(key, {}).update(value)
+            else:
+                document[key] = value
+        path = directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path, document
+
+    return copy
+
+
 def services_required() -> bool:
     return os.environ.get("CONTINUUM_REQUIRE_SERVICES") == "1"

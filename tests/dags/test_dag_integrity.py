@@ -107,17 +107,11 @@ def test_decide_and_prompt_eval_dags_page_their_owner_when_a_run_hangs(dagbag):
     assert class_path in plugins_manager.get_deadline_references_plugins()
 
 
-def test_the_spec_deadline_minutes_is_a_deadline_on_the_queued_time(tmp_path, monkeypatch):
-    import yaml
+def test_the_spec_deadline_minutes_is_a_deadline_on_the_queued_time(spec_copy):
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.definitions.deadline import DeadlineReference
 
-    from continuum.specs import BUILTIN_DOMAINS_DIR
-
-    document = yaml.safe_load((BUILTIN_DOMAINS_DIR / "insurance_fraud.yaml").read_text())
-    document.update(name="deadline_probe", deadline_minutes=25)
-    (tmp_path / "deadline_probe.yaml").write_text(yaml.safe_dump(document))
-    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
+    spec_copy("insurance_fraud", "deadline_probe", deadline_minutes=25)
     bag = DagBag(dag_folder=str(REPO / "dags" / "continuum_domains.py"))
     deadline, kwargs = _deadline_of(bag.dags["deadline_probe_decide"])
     assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT

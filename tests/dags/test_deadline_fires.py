@@ -24,18 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def probe_domain(tmp_path, monkeypatch):
-    """A copy of insurance_fraud without deadline_minutes: its deadline is sized from recent runs."""
-    import yaml
-
-    from continuum.specs import BUILTIN_DOMAINS_DIR
-
-    document = yaml.safe_load((BUILTIN_DOMAINS_DIR / "insurance_fraud.yaml").read_text())
-    document.update(name=DOMAIN)
-    document.pop("deadline_minutes", None)
-    (tmp_path / f"{DOMAIN}.yaml").write_text(yaml.safe_dump(document))
-    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
-    return document
+def probe_domain(spec_copy):
+    """A copy of insurance_fraud (no deadline_minutes): its deadline is sized from recent runs."""
+    return spec_copy("insurance_fraud", DOMAIN)[1]
 
 
 def _sync_dags_to_db(session) -> None:

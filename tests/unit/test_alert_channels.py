@@ -27,10 +27,10 @@ FROM, TO = MAIL_FROM, MAIL_TO  # the `oncall` fixture (tests/conftest.py) routes
 def _context(try_number: int):
     from airflow.sdk import DAG
 
-    dag = DAG("insurance_fraud_train", schedule=None, tags=["continuum", "insurance_fraud"])
-    task = SimpleNamespace(task_id="train_challenger", owner="fraud-team")
+    dag = DAG("insurance_fraud_decide", schedule=None, tags=["continuum", "insurance_fraud"])
+    task = SimpleNamespace(task_id="train", owner="fraud-team")
     ti = SimpleNamespace(
-        dag_id=dag.dag_id, task_id="train_challenger", run_id="scheduled__1", try_number=try_number, task=task, log_url="http://ui/log"
+        dag_id=dag.dag_id, task_id="train", run_id="scheduled__1", try_number=try_number, task=task, log_url="http://ui/log"
     )
     return {"dag": dag, "ti": ti, "task": task, "exception": RuntimeError("MLflow answered 503")}
 
