@@ -69,7 +69,10 @@ def scheduled_retrain(domain: str, batch_id: str) -> dict | None:
 
 
 def new_labelled_batches(spec: DomainSpec, champion) -> list[str]:
-    """Labelled, validated batches that landed after `champion` was trained and are not in its window."""
+    """Labelled batches, decided already, that landed after `champion` was trained and are not in its window.
+
+    A batch still waiting for (or in the middle of) its own decision is left to that decision.
+    """
     keys = Keys(spec.name)
     window = storage.get_json(keys.window(champion.version)) if storage.exists(keys.window(champion.version)) else []
     found = []
@@ -80,6 +83,8 @@ def new_labelled_batches(spec: DomainSpec, champion) -> list[str]:
         batch_id = manifest["batch_id"]
         landed = datetime.fromisoformat(manifest["landed_at"])
         if batch_id in window or landed <= champion.created_at or not storage.exists(keys.validated(batch_id)):
+            continue
+        if not decision.load(spec.name, batch_id).finished:
             continue
         if _labelled(spec, storage.get_frame(keys.validated(batch_id))):
             found.append((manifest["landed_at"], batch_id))

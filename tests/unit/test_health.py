@@ -214,15 +214,16 @@ def test_health_alerts_carry_the_checking_task_its_run_try_and_log_link(mlflow_s
 # --- retrain_on_schedule: the health check asks <domain>_decide for a retrain ---------------------
 
 
-def _batch(s3, spec, batch_id: str, landed_at: datetime, labelled: bool = True) -> None:
-    """A registered, validated batch of the probe domain (what landing and the gate leave behind)."""
-    from continuum import simulate
+def _batch(s3, spec, batch_id: str, landed_at: datetime, labelled: bool = True, decided: bool = True) -> None:
+    """A registered, validated batch of the probe domain (what landing and the gate leave behind), decided."""
+    from continuum import decision, simulate
 
     frame = simulate.generate("insurance_fraud", n=50, seed=int(batch_id[-1], 16))
     if not labelled:
         frame[spec.data.target] = None
     s3.put_json(Keys(PROBE).manifest(batch_id), {"batch_id": batch_id, "landed_at": landed_at.isoformat()})
     s3.put_frame(Keys(PROBE).validated(batch_id), frame)
+    decision.DecisionRecord(domain=PROBE, batch_id=batch_id, finished=decided).save()
 
 
 def _champion(created_at: datetime) -> ModelRef:
@@ -238,6 +239,7 @@ def test_new_labelled_batches_are_those_landed_after_the_champion_and_not_in_its
     _batch(s3, probe_domain, "00000000000000a3", trained + timedelta(days=2), labelled=False)
     _batch(s3, probe_domain, "00000000000000a5", trained + timedelta(days=4))
     _batch(s3, probe_domain, "00000000000000a4", trained + timedelta(days=3))
+    _batch(s3, probe_domain, "00000000000000a6", trained + timedelta(days=5), decided=False)  # its own decision runs
     s3.put_json(Keys(PROBE).window("3"), ["00000000000000a1", "00000000000000a2"])
 
     found = pipeline.new_labelled_batches(probe_domain, _champion(trained))
