@@ -12,6 +12,9 @@ Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
 With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
 also replays conversations through candidate prompts, adds an LLM-as-judge score and
 runs the prompt optimiser; without it those tasks skip with one log line.
+
+An evaluation run that is not finished in time pages the owner (`deadline_missed`): after
+the spec's `deadline_minutes`, or three times the mean runtime of its recent evaluations.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from continuum import settings
 from continuum.llm.specs import AssistantSpec, load_assistants
-from continuum_notifier import default_args
+from continuum_notifier import deadline_alert, default_args
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 SCHEDULE_PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *", "@weekly": "0 0 * * 0"}
@@ -130,6 +133,10 @@ def eval_dag(spec: AssistantSpec) -> DAG:
         max_active_runs=1,
         tags=[spec.name, "prompt_eval", "llm"],
         default_args=default_args(spec.owner),
+        # Pages the owner when an evaluation hangs: the spec's deadline_minutes, else sized from recent ones.
+        deadline=deadline_alert(
+            spec.deadline_minutes, domain=spec.name, owner=spec.owner, what="prompt evaluation run", done_task="record"
+        ),
         doc_md=doc(
             spec,
             f"Validates every logged line (bad ones to `quarantine/llm/{spec.name}/` with the reason), "

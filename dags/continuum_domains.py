@@ -15,6 +15,10 @@ replace. The list of waiting batches lives in S3 (`queue/<domain>/`), not in the
 event: Airflow drops events that arrive while the run is busy (apache/airflow#56050),
 and the land DAG emits again the next minute while anything waits.
 
+A `<domain>_decide` run that is not finished in time pages the owner (`deadline_missed`):
+after the spec's `deadline_minutes`, or three times the mean runtime of its recent
+decisions (two hours until three decisions are known).
+
 This file only wires: the work is done by functions in the `continuum` package.
 A spec that fails validation does not hide the others: it is reported by
 `continuum_spec_errors.py` as an import error naming the file and the field.
@@ -30,7 +34,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from continuum import settings
 from continuum.specs import DomainSpec, load_domains
-from continuum_notifier import default_args
+from continuum_notifier import deadline_alert, default_args
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 RUNBOOK = "docs/runbook.md"
@@ -140,6 +144,10 @@ def decide_dag(spec: DomainSpec) -> DAG:
         tags=[spec.name, "decide"],
         params=batch_ids_param(),
         default_args=default_args(spec.owner),
+        # Pages the owner when a decision hangs: the spec's deadline_minutes, else sized from recent decisions.
+        deadline=deadline_alert(
+            spec.deadline_minutes, domain=spec.name, owner=spec.owner, what="decision run", done_task="score"
+        ),
         doc_md=doc(
             spec,
             "decide",
@@ -182,9 +190,10 @@ def decide_dag(spec: DomainSpec) -> DAG:
         @task(pool="continuum_validation", multiple_outputs=False)
         def gate(batch_id: str) -> dict:
             """Validate the batch; a quarantined batch is finished here and the rest is skipped."""
+            from continuum.alerts import task_location
             from continuum.pipeline import run_gate
 
-            outcome = run_gate(spec.name, batch_id)
+            outcome = run_gate(spec.name, batch_id, where=task_location(get_current_context()))
             if outcome["quarantined"]:
                 raise AirflowSkipException(f"batch {batch_id} quarantined: {outcome['reason']}")
             return outcome
@@ -206,10 +215,12 @@ def decide_dag(spec: DomainSpec) -> DAG:
         @task(outlets=[model], multiple_outputs=False)
         def promote(batch_id: str) -> dict:
             """Shadow-score, compare-and-set `champion`, read back, smoke-test (auto-rollback)."""
+            from continuum.alerts import task_location
             from continuum.pipeline import run_promotion
 
-            get_current_context()["outlet_events"][model].extra = {"batch_ids": [batch_id]}
-            return run_promotion(spec.name, batch_id)
+            context = get_current_context()
+            context["outlet_events"][model].extra = {"batch_ids": [batch_id]}
+            return run_promotion(spec.name, batch_id, where=task_location(context))
 
         @task(outlets=[scores], multiple_outputs=False)
         def score(batch_id: str) -> dict:

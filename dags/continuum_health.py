@@ -10,6 +10,11 @@ Checks what no task failure reveals, for every domain and assistant:
 | production prompt's safety rates over the last day above `monitoring.max_safety_rate` | `prompt_guardrail_breach` | `llm/scores/`, `llm/decisions/` |
 | DAG runs of the domain that failed in the last hour | `task_failed` | Airflow's API (failed run counts) |
 
+With `retrain_on_schedule: true` in a domain's spec, a stale champion also gets a retrain
+queued under `queue/<domain>/`, which `<domain>_decide` performs (on the labelled batches
+the champion never learnt from; with none, its decision record says `waiting_for_labels`).
+
+Every alert names the `check` task's run, try and log link.
 A firing condition alerts the owner (routes: Airflow Variable `continuum_alert_routes`);
 one that clears sends `resolved` once. The hour's digest is written to
 `s3://<bucket>/health/<YYYY-MM-DDTHH>.json` and `.html`.
@@ -71,9 +76,10 @@ def continuum_health():
     def check(name: str, failed: dict[str, int]) -> dict:
         """Model age, data freshness, prompt guardrails and failures of one domain or assistant."""
         from continuum import health
+        from continuum.alerts import task_location
 
-        now = _now(get_current_context())
-        return health.check(name, now, failed_runs=failed.get(name, 0))
+        context = get_current_context()
+        return health.check(name, _now(context), failed_runs=failed.get(name, 0), where=task_location(context))
 
     @task(multiple_outputs=False, trigger_rule="all_done")
     def digest(entries: list[dict]) -> dict:

@@ -14,6 +14,9 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+MAIL_FROM = "continuum@example.com"  # the `from_email` of the test's SMTP connection
+MAIL_TO = "oncall@example.com"  # the address the test's route mails
+
 
 @dataclass
 class HttpReceiver:

@@ -7,10 +7,12 @@ service. Each test gets its own bucket names, so tests do not see each other's d
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -111,6 +113,81 @@ def airflow_db():
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     db.initdb()
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture
+def oncall(s3, monkeypatch):
+    """Slack, email and webhook receivers, connections to them, and a route for every owner.
+
+    Connections and the routing variable are set the way Airflow reads them from the
+    environment (AIRFLOW_CONN_*, AIRFLOW_VAR_*), so task processes started later inherit them.
+    """
+    from alert_receivers import MAIL_FROM, MAIL_TO, start_http_receiver, start_smtp_receiver
+
+    from continuum import alert_delivery, alerts, settings
+
+    http, http_server = start_http_receiver()
+    mail, smtp_controller = start_smtp_receiver()
+    monkeypatch.syspath_prepend(str(settings.plugins_dir()))  # Airflow does the same for plugins/
+    import continuum_notifier  # registers the slack and email senders and the variable loader
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ONCALL",
+        json.dumps({"conn_type": "slackwebhook", "password": f"{http.url}/slack/oncall"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_BROKEN",
+        json.dumps({"conn_type": "slackwebhook", "password": f"{http.url}/broken/slack"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_ONCALL",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": mail.port,
+                "extra": {"from_email": MAIL_FROM, "disable_ssl": True, "disable_tls": True, "timeout": 5, "retry_limit": 0},
+            }
+        ),
+    )
+    monkeypatch.setenv(alerts.WEBHOOK_ENV, f"{http.url}/hook")
+    routes = {
+        "dedup_minutes": 60,
+        "owners": {"*": [{"channel": "slack", "conn_id": "slack_oncall"}, {"channel": "email", "conn_id": "smtp_oncall", "to": [MAIL_TO]}]},
+    }
+    monkeypatch.setenv(alert_delivery.ROUTES_ENV, json.dumps(routes))
+    yield SimpleNamespace(http=http, mail=mail, notifier=continuum_notifier, s3=s3)
+    http_server.shutdown()
+    http_server.server_close()
+    smtp_controller.stop()
+
+
+@pytest.fixture
+def spec_copy(tmp_path, monkeypatch):
+    """`spec_copy(base, name, **changes)`: a shipped spec under a new name, in a directory on
+    CONTINUUM_DOMAINS_PATH; a dict change updates that section, anything else sets the key.
+    Returns (path, document); write the document to the path again to change the spec."""
+    import yaml
+
+    from continuum.specs import BUILTIN_DOMAINS_DIR
+
+    directory = tmp_path / "specs"
+    directory.mkdir()
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(directory))
+
+    def copy(base: str, name: str, **changes):
+        document = yaml.safe_load((BUILTIN_DOMAINS_DIR / f"{base}.yaml").read_text())
+        document["name"] = name
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                document.setdefault(key, {}).update(value)
+            else:
+                document[key] = value
+        path = directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path, document
+
+    return copy
 
 
 def services_required() -> bool:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 GUARDRAIL_WINDOW = timedelta(days=1)
 FAILED_RUNS_STATE = "health/state/failed_runs.json"
+HEALTH_DAG = "continuum_health"
 # The DAGs of a domain and of an assistant, by suffix (see dags/continuum_domains.py and continuum_assistants.py).
 DOMAIN_DAGS = ("land", "decide")
 ASSISTANT_DAGS = ("conversations_land", "prompt_eval")
@@ -252,9 +253,13 @@ def assistant_conditions(spec: AssistantSpec, now: datetime, failed_runs: int | 
     return [c for c in found if c is not None]
 
 
-def check(name: str, now: datetime, failed_runs: int | None = None) -> dict[str, Any]:
+def check(
+    name: str, now: datetime, failed_runs: int | None = None, where: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Check one domain or assistant, send what fires or clears; returns its digest entry.
 
+    `where` is the checking task (`alerts.task_location(context)`: run, try, log link);
+    without it the alerts name the `continuum_health` DAG's `check` task only.
     A transient failure (MLflow, S3) raises, so the task retries: an error is not a healthy domain.
     """
     from continuum import alert_delivery
@@ -272,7 +277,7 @@ def check(name: str, now: datetime, failed_runs: int | None = None) -> dict[str,
     entry: dict[str, Any] = {"name": name, "kind": "assistant" if name in assistants else "domain", "checks": []}
     for condition in conditions:
         channels = alert_delivery.apply(
-            condition, now=now, occurrence=occurrence, dag_id="continuum_health", task_id="check"
+            condition, now=now, occurrence=occurrence, **{"dag_id": HEALTH_DAG, "task_id": "check", **(where or {})}
         )
         entry["checks"].append(
             {
@@ -283,12 +288,29 @@ def check(name: str, now: datetime, failed_runs: int | None = None) -> dict[str,
                 "sent_to": channels,
             }
         )
+    if entry["kind"] == "domain":
+        entry["retrain"] = retrain_if_stale(get_domain(name), conditions, now)
     log.info(
         "event=health_checked name=%s firing=%s",
         name,
         ",".join(c["kind"] for c in entry["checks"] if c["firing"]) or "none",
     )
     return entry
+
+
+def retrain_if_stale(spec: DomainSpec, conditions: list[Condition], now: datetime) -> dict | None:
+    """With `retrain_on_schedule`, a stale champion gets a retrain that `<domain>_decide` performs.
+
+    Returns the queued request (what it learns from, or nothing: then its decision waits
+    for labels), or None when the champion is not stale or the spec does not ask for it.
+    """
+    from continuum import pipeline, registry
+
+    stale = any(c.kind == "model_stale" and c.firing for c in conditions)
+    if not (stale and spec.retrain_on_schedule):
+        return None
+    champion = registry.champion(spec.name)
+    return pipeline.request_scheduled_retrain(spec, champion, now) if champion is not None else None
 
 
 def names() -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from continuum import batches, decision, storage
@@ -51,12 +52,122 @@ def finish(record: decision.DecisionRecord) -> None:
     log.info("event=batch_finished domain=%s batch_id=%s promoted=%s", record.domain, record.batch_id, record.promoted)
 
 
-def run_gate(domain: str, batch_id: str) -> dict:
-    """Validation gate for one batch; alerts the owner when it is quarantined."""
+# --- scheduled retrains (`retrain_on_schedule`) ----------------------------------------------------
+#
+# When the champion is older than the spec's `schedule` allows and nothing new arrives, the
+# hourly health check asks for a retrain: a decision of its own, queued like a batch under
+# an id of its own, that `<domain>_decide` performs with the same steps. It learns from the
+# labelled batches that landed after the champion was trained and are not in its window;
+# with none, there is nothing new to learn from and its record says `waiting_for_labels`
+# (the next labelled batch carries the request, as for a retrain asked for on unlabelled data).
+
+
+def scheduled_retrain(domain: str, batch_id: str) -> dict | None:
+    """The health check's retrain request queued under `batch_id`, or None for an ordinary batch."""
+    key = Keys(domain).scheduled_retrain(batch_id)
+    return storage.get_json(key) if storage.exists(key) else None
+
+
+def new_labelled_batches(spec: DomainSpec, champion) -> list[str]:
+    """Labelled batches, decided already, that landed after `champion` was trained and are not in its window.
+
+    A batch still waiting for (or in the middle of) its own decision is left to that decision.
+    """
+    keys = Keys(spec.name)
+    window = storage.get_json(keys.window(champion.version)) if storage.exists(keys.window(champion.version)) else []
+    found = []
+    for key in storage.list_keys(f"batches/{spec.name}/"):
+        if not key.endswith("/manifest.json"):
+            continue
+        manifest = storage.get_json(key)
+        batch_id = manifest["batch_id"]
+        landed = datetime.fromisoformat(manifest["landed_at"])
+        if batch_id in window or landed <= champion.created_at or not storage.exists(keys.validated(batch_id)):
+            continue
+        if not decision.load(spec.name, batch_id).finished:
+            continue
+        if _labelled(spec, storage.get_frame(keys.validated(batch_id))):
+            found.append((manifest["landed_at"], batch_id))
+    return [batch_id for _, batch_id in sorted(found)]
+
+
+def request_scheduled_retrain(spec: DomainSpec, champion, requested_at: datetime) -> dict:
+    """Queue a retrain of the stale `champion` for `<domain>_decide`; idempotent per champion and data.
+
+    The request's id is the hash of the champion and of the batches it would learn from:
+    while neither changes, asking again (every hour the champion stays stale) queues nothing new.
+    """
+    sources = new_labelled_batches(spec, champion)
+    identity = json.dumps({"domain": spec.name, "champion": champion.version, "sources": sources}, sort_keys=True)
+    retrain_id = storage.batch_id_for(identity.encode())
+    key = Keys(spec.name).scheduled_retrain(retrain_id)
+    request = storage.get_json(key) if storage.exists(key) else None
+    if request is None:
+        queued_at = requested_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        request = {
+            "retrain_id": retrain_id,
+            "reason": "schedule",
+            "champion_version": champion.version,
+            "sources": sources,
+            "requested_at": requested_at.isoformat(timespec="seconds"),
+            "queued_at": queued_at,
+        }
+        storage.put_json(key, request)  # before the marker: a queued retrain always has its request
+    if not decision.load(spec.name, retrain_id).finished:
+        batches.enqueue(spec.name, retrain_id, request["queued_at"])  # the same marker on every retry
+    log.info(
+        "event=retrain_requested domain=%s retrain_id=%s champion=%s sources=%s",
+        spec.name,
+        retrain_id,
+        champion.version,
+        ",".join(sources) or "none",
+    )
+    return request
+
+
+def _gate_scheduled_retrain(spec: DomainSpec, record: decision.DecisionRecord, request: dict) -> dict:
+    """A scheduled retrain's data is batches the gate passed already: join them under the retrain's id."""
+    import pandas as pd
+
+    keys = Keys(spec.name)
+    sources = request["sources"]
+    if sources and not storage.exists(keys.validated(record.batch_id)):
+        frames = [storage.get_frame(keys.validated(b)) for b in sources]
+        storage.put_frame(keys.validated(record.batch_id), pd.concat(frames, ignore_index=True))
+    reason = f"scheduled retrain of v{request['champion_version']} on batches already validated: {', '.join(sources) or 'none'}"
+    record.validation = decision.Validation(success=True, reason=reason)
+    record.extra["scheduled_retrain"] = request
+    record.mark("gate")
+    record.save()
+    return {"success": True, "quarantined": False, "failed": [], "reason": reason}
+
+
+def _monitor_without_labels(domain: str, record: decision.DecisionRecord) -> dict:
+    """No labelled batch since the champion was trained: nothing new to learn from, so wait for one."""
+    from continuum import registry
+
+    champion = registry.champion(domain)
+    record.champion = _model_version(champion) if champion is not None else None
+    record.retrain = decision.Retrain(triggered=True, reasons=["schedule"], waiting_for_labels=True)
+    _wait_for_labels(domain, record.batch_id, ["schedule"])
+    record.mark("monitor")
+    record.save()
+    log.info("event=monitor domain=%s batch_id=%s reasons=schedule waiting_for_labels=True", domain, record.batch_id)
+    return _monitor_outcome(record)
+
+
+def run_gate(domain: str, batch_id: str, where: dict | None = None) -> dict:
+    """Validation gate for one batch; alerts the owner when it is quarantined.
+
+    `where` is the deciding task (`alerts.task_location(context)`: DAG, task, run, try, log
+    link), carried by the alerts this decision raises.
+    """
     from continuum import alerts, validation
 
     spec = get_domain(domain)
     batches.check_batch_id(batch_id)
+    if (request := scheduled_retrain(domain, batch_id)) is not None:
+        return _gate_scheduled_retrain(spec, decision.load(domain, batch_id), request)
     outcome = validation.gate(spec, batch_id)  # idempotent: returns the stored outcome when gated before
     record = decision.load(domain, batch_id)
     record.validation = decision.Validation(
@@ -74,7 +185,7 @@ def run_gate(domain: str, batch_id: str) -> dict:
         champion = registry.champion(domain)  # untouched by this batch; recorded for the reader
         record.champion = _model_version(champion) if champion is not None else None
         finish(record)
-        alerts.after_decision(spec, record)  # keyed by the batch id: a retry pages nobody twice
+        alerts.after_decision(spec, record, **(where or {}))  # keyed by the batch id: a retry pages nobody twice
     else:
         record.save()
     log.info(
@@ -176,6 +287,9 @@ def run_monitor(domain: str, batch_id: str) -> dict:
     record = decision.load(domain, batch_id)
     if record.done("monitor"):
         return _monitor_outcome(record)
+    scheduled = scheduled_retrain(domain, batch_id)
+    if scheduled is not None and not scheduled["sources"]:
+        return _monitor_without_labels(domain, record)
     frame = storage.get_frame(keys.validated(batch_id))
     labelled = _labelled(spec, frame)
     champion = registry.champion(domain)
@@ -218,6 +332,8 @@ def run_monitor(domain: str, batch_id: str) -> dict:
             metrics={"drift_share": drift.share, f"champion_{spec.monitoring.primary_metric}": record.performance.value},
             texts={"drift.html": html},
         )
+    if scheduled is not None and "schedule" not in reasons:
+        reasons.append("schedule")  # the health check found the champion stale (on its clock)
     record.retrain = decision.Retrain(triggered=bool(reasons), reasons=reasons)
     if labelled:
         waiting = _retrain_request(domain)
@@ -469,8 +585,11 @@ def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decis
     return decision.Promotion(outcome="refused", reasons=[*reasons, f"champion kept moving; gave up after {MAX_REJUDGE} judgements"])
 
 
-def run_promotion(domain: str, batch_id: str) -> dict:
-    """A blessed challenger that passes its shadow run becomes champion (the old one keeps `previous`)."""
+def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict:
+    """A blessed challenger that passes its shadow run becomes champion (the old one keeps `previous`).
+
+    `where` is the deciding task, as for `run_gate`; its alerts carry it.
+    """
     from continuum import alerts, registry
 
     spec = get_domain(domain)
@@ -488,7 +607,7 @@ def run_promotion(domain: str, batch_id: str) -> dict:
         record.champion = _model_version(champion) if champion is not None else None
         record.mark("promote")
         record.save()
-        alerts.after_decision(spec, record)  # champion_below_floor, rejections in a row, or their `resolved`
+        alerts.after_decision(spec, record, **(where or {}))  # below floor, rejections in a row, or `resolved`
         log.info(
             "event=promotion domain=%s batch_id=%s outcome=%s champion=%s reasons=%s",
             domain,
@@ -514,7 +633,9 @@ def run_scoring(domain: str, batch_id: str) -> dict:
     record = decision.load(domain, batch_id)
     if not record.done("score"):
         champion = registry.champion(domain)
-        if champion is None:
+        if scheduled_retrain(domain, batch_id) is not None:
+            record.extra["scoring"] = "skipped: a scheduled retrain learns from batches already scored"
+        elif champion is None:
             record.extra["scoring"] = "skipped: no champion to score with"
         else:
             model = registry.load(domain, champion.version)  # the version read, not whatever the alias says later

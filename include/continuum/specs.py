@@ -317,11 +317,23 @@ class Scoring(OpenModel):
     kind: Literal["probability", "premium", "fraud", "recommendations"] = "probability"
 
 
+DEADLINE_MINUTES_DESCRIPTION = (
+    "Minutes after a run is queued before deadline_missed pages the owner; "
+    "unset: sized from the runtime of recent successful runs (continuum.deadlines)"
+)
+
+
 class DomainSpec(OpenModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str
     owner: str
     schedule: str | None = "@weekly"
+    retrain_on_schedule: bool = Field(
+        False,
+        description="When the champion is older than `schedule` allows, continuum_health asks <domain>_decide "
+        "to retrain it (on the newest labelled batch); model_stale is raised either way",
+    )
+    deadline_minutes: float | None = Field(None, gt=0, description=DEADLINE_MINUTES_DESCRIPTION)
     data: DataContract
     model: ModelSpec = Field(default_factory=ModelSpec)
     monitoring: Monitoring = Field(default_factory=Monitoring)

@@ -55,6 +55,10 @@ class Keys:
         """A retrain asked for on unlabelled data, waiting for the next labelled batch."""
         return f"batches/{self.domain}/retrain-waiting-for-labels.json"
 
+    def scheduled_retrain(self, retrain_id: str) -> str:
+        """A retrain of a stale champion asked for by the health check (`retrain_on_schedule`)."""
+        return f"{self.batch(retrain_id)}retrain.json"
+
     def validated(self, batch_id: str) -> str:
         return f"validated/{self.domain}/{batch_id}/data.parquet"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,43 @@ def test_decide_dags_run_one_at_a_time_and_batch_ids_param_is_a_hex_pattern(dagb
         assert param.resolve(["0123456789abcdef"]) == ["0123456789abcdef"]
         with pytest.raises(ParamValidationError):
             param.resolve(["../../etc/passwd"])
+
+
+def _deadline_of(dag):
+    [deadline] = dag.deadline
+    kwargs = deadline.callback.kwargs
+    assert deadline.callback.path == "continuum_notifier.ContinuumNotifier" and kwargs["kind"] == "deadline_missed"
+    return deadline, kwargs
+
+
+def test_decide_and_prompt_eval_dags_page_their_owner_when_a_run_hangs(dagbag):
+    from airflow import plugins_manager
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from continuum.llm.specs import load_assistants
+    from continuum.specs import load_domains
+
+    expected = [(s, f"{s.name}_decide", "score") for s in load_domains()[0]]
+    expected += [(s, f"{s.name}_prompt_eval", "record") for s in load_assistants()[0]]
+    for spec, dag_id, done_task in expected:
+        dag = dagbag.dags[dag_id]
+        deadline, kwargs = _deadline_of(dag)
+        assert (kwargs["domain"], kwargs["owner"]) == (spec.name, spec.owner)
+        assert spec.deadline_minutes is None  # the shipped specs size their deadlines from recent runs
+        assert type(deadline.reference).__name__ == "RecentRuntimeDeadline"
+        assert deadline.reference.done_task == done_task and done_task in dag.task_ids
+    # What the scheduler gets: the custom reference by its class path, which the plugin registers.
+    [encoded] = DagSerialization.to_dict(dagbag.dags[expected[0][1]])["dag"]["deadline"]
+    class_path = encoded.get("__var", encoded)["reference"]["__class_path"]
+    assert class_path in plugins_manager.get_deadline_references_plugins()
+
+
+def test_the_spec_deadline_minutes_is_a_deadline_on_the_queued_time(spec_copy):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    spec_copy("insurance_fraud", "deadline_probe", deadline_minutes=25)
+    bag = DagBag(dag_folder=str(REPO / "dags" / "continuum_domains.py"))
+    deadline, kwargs = _deadline_of(bag.dags["deadline_probe_decide"])
+    assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert deadline.interval == timedelta(minutes=25) and kwargs["facts"]["deadline_minutes"] == 25

@@ -32,11 +32,12 @@ def test_health_dag_parses_hourly_with_tags_retries_and_callbacks(health_dag):
 
 
 @pytest.mark.slow
-def test_health_dag_runs_and_writes_the_digest(airflow_db, s3, mlflow_store, monkeypatch):
+def test_health_dag_runs_writes_the_digest_and_its_alerts_link_the_check(airflow_db, s3, mlflow_store, monkeypatch, spec_copy):
     from continuum import alert_delivery, alerts
 
     monkeypatch.delenv(alerts.WEBHOOK_ENV, raising=False)
     monkeypatch.delenv(alert_delivery.ROUTES_ENV, raising=False)
+    spec_copy("insurance_fraud", "health_dag_probe", monitoring={"expected_every": "6h"})  # no batch ever: data_missing
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(REPO / "dags" / "continuum_health.py")).dags["continuum_health"]
@@ -48,3 +49,11 @@ def test_health_dag_runs_and_writes_the_digest(airflow_db, s3, mlflow_store, mon
     assert {"insurance_fraud", "claims_assistant"} <= names
     assert s3.exists(digest_key.replace(".json", ".html"))
     assert s3.exists("health/state/failed_runs.json")
+    [missing] = alert_delivery.recorded("health_dag_probe", kind="data_missing")
+    assert (missing["dag_id"], missing["task_id"], missing["run_id"], missing["try_number"]) == (
+        "continuum_health",
+        "check",
+        run.run_id,
+        1,
+    )
+    assert "/dags/continuum_health/runs/" in missing["log_url"] and "/tasks/check/mapped/" in missing["log_url"]

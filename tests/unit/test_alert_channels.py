@@ -14,63 +14,23 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from alert_receivers import mail_text, start_http_receiver, start_smtp_receiver
+from alert_receivers import MAIL_FROM, MAIL_TO, mail_text
 
-from continuum import alert_delivery, alerts, decision, health, settings
+from continuum import alert_delivery, alerts, decision, health
 from continuum.registry import ModelRef
 from continuum.specs import get_domain
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-FROM = "continuum@example.com"
-TO = "oncall@example.com"
-
-
-@pytest.fixture
-def oncall(s3, monkeypatch):
-    """Slack, email and webhook receivers, connections to them, and a route for every owner."""
-    http, http_server = start_http_receiver()
-    mail, smtp_controller = start_smtp_receiver()
-    monkeypatch.syspath_prepend(str(settings.plugins_dir()))  # Airflow does the same for plugins/
-    import continuum_notifier  # registers the slack and email senders and the variable loader
-
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_ONCALL",
-        json.dumps({"conn_type": "slackwebhook", "password": f"{http.url}/slack/oncall"}),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_BROKEN",
-        json.dumps({"conn_type": "slackwebhook", "password": f"{http.url}/broken/slack"}),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_ONCALL",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": mail.port,
-                "extra": {"from_email": FROM, "disable_ssl": True, "disable_tls": True, "timeout": 5, "retry_limit": 0},
-            }
-        ),
-    )
-    monkeypatch.setenv(alerts.WEBHOOK_ENV, f"{http.url}/hook")
-    routes = {
-        "dedup_minutes": 60,
-        "owners": {"*": [{"channel": "slack", "conn_id": "slack_oncall"}, {"channel": "email", "conn_id": "smtp_oncall", "to": [TO]}]},
-    }
-    monkeypatch.setenv(alert_delivery.ROUTES_ENV, json.dumps(routes))
-    yield SimpleNamespace(http=http, mail=mail, notifier=continuum_notifier, s3=s3)
-    http_server.shutdown()
-    http_server.server_close()
-    smtp_controller.stop()
+FROM, TO = MAIL_FROM, MAIL_TO  # the `oncall` fixture (tests/conftest.py) routes every owner to these
 
 
 def _context(try_number: int):
     from airflow.sdk import DAG
 
-    dag = DAG("insurance_fraud_train", schedule=None, tags=["continuum", "insurance_fraud"])
-    task = SimpleNamespace(task_id="train_challenger", owner="fraud-team")
+    dag = DAG("insurance_fraud_decide", schedule=None, tags=["continuum", "insurance_fraud"])
+    task = SimpleNamespace(task_id="train", owner="fraud-team")
     ti = SimpleNamespace(
-        dag_id=dag.dag_id, task_id="train_challenger", run_id="scheduled__1", try_number=try_number, task=task, log_url="http://ui/log"
+        dag_id=dag.dag_id, task_id="train", run_id="scheduled__1", try_number=try_number, task=task, log_url="http://ui/log"
     )
     return {"dag": dag, "ti": ti, "task": task, "exception": RuntimeError("MLflow answered 503")}
 
@@ -96,7 +56,7 @@ def _deadline(oncall, n):
 
     deadline = oncall.notifier.deadline_alert(45, domain="insurance_fraud", owner="fraud-team", what="training")
     context = {
-        "dag_run": {"dag_id": "insurance_fraud_train", "dag_run_id": f"scheduled__{n}", "conf": {}},
+        "dag_run": {"dag_id": "insurance_fraud_decide", "dag_run_id": f"scheduled__{n}", "conf": {}, "queued_at": f"2026-03-02T0{n}:00:00Z"},
         "deadline": {"id": f"d{n}", "deadline_time": f"2026-03-02T0{n}:45:00Z"},
     }
     ok, error = execute_callback(
@@ -268,3 +228,16 @@ def test_deadline_alert_is_an_airflow_deadline_on_the_queued_time(oncall):
     assert deadline.interval == timedelta(minutes=90)
     assert deadline.callback.path == "continuum_notifier.ContinuumNotifier"
     assert deadline.callback.kwargs["kind"] == "deadline_missed"
+
+    sized = oncall.notifier.deadline_alert(None, domain="insurance_fraud", owner="fraud-team", done_task="score")
+    assert isinstance(sized.reference, oncall.notifier.RecentRuntimeDeadline) and sized.interval == timedelta(0)
+    assert sized.reference.done_task == "score" and sized.callback.kwargs["facts"] == {"deadline_sized_by": "recent_runs"}
+
+
+def test_a_missed_deadline_names_the_run_its_link_and_the_minutes_it_had(oncall):
+    _deadline(oncall, 1)
+    [alert] = alert_delivery.recorded("insurance_fraud", kind="deadline_missed")
+    assert alert["summary"] == "training not finished 45 minutes after it was queued"
+    assert (alert["dag_id"], alert["run_id"], alert["task_id"]) == ("insurance_fraud_decide", "scheduled__1", None)
+    assert alert["log_url"].endswith("/dags/insurance_fraud_decide/runs/scheduled__1")
+    assert alert["facts"]["allowed_minutes"] == 45.0 and alert["facts"]["deadline_minutes"] == 45

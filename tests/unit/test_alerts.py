@@ -471,9 +471,10 @@ def test_every_kind_has_its_runbook_section():
     assert set(alerts.KINDS) <= headings
 
 
-def test_the_readme_alert_example_is_what_the_code_builds():
+def test_the_readme_alert_example_is_what_the_promote_task_records(s3):
     import json
     import re
+    from urllib.parse import quote
 
     from continuum import settings
 
@@ -483,14 +484,14 @@ def test_the_readme_alert_example_is_what_the_code_builds():
     record = _record("3f9c2a7b1d0e4c55", value=0.8123)
     record.champion = decision.ModelVersion(version="7")
     record.challenger = decision.Challenger(version="9", blessed=False, why_not=["accuracy 0.8301 is under the floor 0.85"])
-    [condition] = [c for c in alerts.decision_conditions(spec, record, history=[]) if c.kind == "champion_below_floor"]
-    built = condition.alert(
-        datetime(2026, 3, 2, 9, 14, tzinfo=UTC),
-        dag_id="insurance_claim_risk_train",
-        task_id="promote",
-        run_id="asset_triggered__2026-03-02T09:10:00",
-    )
-    assert built.to_dict() == example
+    # The promote task's context as Airflow gives it (RuntimeTaskInstance builds log_url this way).
+    dag_id, run_id = f"{spec.name}_decide", "asset_triggered__2026-03-02T09:10:00.412907+00:00"
+    log_url = f"http://localhost:8080/dags/{dag_id}/runs/{quote(run_id)}/tasks/promote?try_number=1"
+    ti = SimpleNamespace(dag_id=dag_id, task_id="promote", run_id=run_id, try_number=1, log_url=log_url)
+    where = alerts.task_location({"ti": ti, "dag": SimpleNamespace(dag_id=dag_id, tags=[spec.name, "decide"])})
+    alerts.after_decision(spec, record, now=datetime(2026, 3, 2, 9, 14, tzinfo=UTC), **where)
+    [recorded] = alert_delivery.recorded(spec.name, kind="champion_below_floor")  # what `continuum alerts` prints
+    assert recorded == example
 
 
 def test_the_readme_routing_snippet_is_the_shipped_airflow_settings():

@@ -193,3 +193,81 @@ def test_names_lists_domains_and_assistants_with_their_dags():
     entries = {e["name"]: e["dags"] for e in health.names()}
     assert "insurance_fraud_decide" in entries["insurance_fraud"]
     assert entries["claims_assistant"] == ["claims_assistant_conversations_land", "claims_assistant_prompt_eval"]
+
+
+def test_health_alerts_carry_the_checking_task_its_run_try_and_log_link(mlflow_store, probe_domain, s3):
+    from types import SimpleNamespace
+
+    _register_champion(PROBE)
+    log_url = "http://localhost:8080/dags/continuum_health/runs/scheduled__x/tasks/check/mapped/2?try_number=2"
+    ti = SimpleNamespace(dag_id="continuum_health", task_id="check", run_id="scheduled__x", try_number=2, log_url=log_url)
+    where = alerts.task_location({"ti": ti, "dag": SimpleNamespace(dag_id="continuum_health", tags=["continuum"])})
+
+    health.check(PROBE, datetime.now(UTC) + timedelta(days=8), where=where)
+    sent = alert_delivery.recorded(PROBE)
+    assert {a["kind"] for a in sent} == {"model_stale", "data_missing"}
+    for alert in sent:
+        assert (alert["dag_id"], alert["task_id"], alert["run_id"], alert["try_number"]) == ("continuum_health", "check", "scheduled__x", 2)
+        assert alert["log_url"] == log_url
+
+
+# --- retrain_on_schedule: the health check asks <domain>_decide for a retrain ---------------------
+
+
+def _batch(s3, spec, batch_id: str, landed_at: datetime, labelled: bool = True, decided: bool = True) -> None:
+    """A registered, validated batch of the probe domain (what landing and the gate leave behind), decided."""
+    from continuum import decision, simulate
+
+    frame = simulate.generate("insurance_fraud", n=50, seed=int(batch_id[-1], 16))
+    if not labelled:
+        frame[spec.data.target] = None
+    s3.put_json(Keys(PROBE).manifest(batch_id), {"batch_id": batch_id, "landed_at": landed_at.isoformat()})
+    s3.put_frame(Keys(PROBE).validated(batch_id), frame)
+    decision.DecisionRecord(domain=PROBE, batch_id=batch_id, finished=decided).save()
+
+
+def _champion(created_at: datetime) -> ModelRef:
+    return ModelRef(name=PROBE, version="3", created_at=created_at)
+
+
+def test_new_labelled_batches_are_those_landed_after_the_champion_and_not_in_its_window(probe_domain, s3):
+    from continuum import pipeline
+
+    trained = T0 - timedelta(days=10)
+    _batch(s3, probe_domain, "00000000000000a1", trained - timedelta(days=1))  # before the champion
+    _batch(s3, probe_domain, "00000000000000a2", trained + timedelta(days=1))  # after, in its window
+    _batch(s3, probe_domain, "00000000000000a3", trained + timedelta(days=2), labelled=False)
+    _batch(s3, probe_domain, "00000000000000a5", trained + timedelta(days=4))
+    _batch(s3, probe_domain, "00000000000000a4", trained + timedelta(days=3))
+    _batch(s3, probe_domain, "00000000000000a6", trained + timedelta(days=5), decided=False)  # its own decision runs
+    s3.put_json(Keys(PROBE).window("3"), ["00000000000000a1", "00000000000000a2"])
+
+    found = pipeline.new_labelled_batches(probe_domain, _champion(trained))
+    assert found == ["00000000000000a4", "00000000000000a5"]  # labelled, new, oldest first
+
+
+def test_a_stale_champion_is_queued_for_retraining_only_when_the_spec_asks_and_only_once(probe_domain, s3, monkeypatch):
+    from continuum import batches, pipeline, registry
+
+    trained = T0 - timedelta(days=1)
+    champion = _champion(trained)
+    monkeypatch.setattr(registry, "champion", lambda name: champion)
+    later = T0 + timedelta(days=7)  # weekly schedule: stale by then
+
+    entry = health.check(PROBE, later)
+    assert any(c["kind"] == "model_stale" and c["firing"] for c in entry["checks"])
+    assert entry["retrain"] is None and batches.pending(PROBE) == []  # retrain_on_schedule is off
+
+    opted_in = probe_domain.source.read_text() + "\nretrain_on_schedule: true\n"
+    probe_domain.source.write_text(opted_in)
+    request = health.check(PROBE, later)["retrain"]
+    assert request["sources"] == [] and request["champion_version"] == "3" and request["reason"] == "schedule"
+    assert batches.pending(PROBE) == [request["retrain_id"]]
+    assert pipeline.scheduled_retrain(PROBE, request["retrain_id"]) == request
+
+    health.check(PROBE, later + timedelta(hours=1))  # still stale an hour later: the same request, queued once
+    assert batches.pending(PROBE) == [request["retrain_id"]]
+
+    _batch(s3, probe_domain, "00000000000000b1", trained + timedelta(hours=2))  # labelled data arrived
+    again = health.check(PROBE, later + timedelta(hours=2))["retrain"]
+    assert again["sources"] == ["00000000000000b1"] and again["retrain_id"] != request["retrain_id"]

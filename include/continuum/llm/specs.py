@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from continuum.directions import higher_is_better
 from continuum.llm.scorers import RATES, SCORES
 from continuum.specs import (
+    DEADLINE_MINUTES_DESCRIPTION,
     NAME_PATTERN,
     OpenModel,
     SpecError,
@@ -116,6 +117,7 @@ class AssistantSpec(OpenModel):
     owner: str
     business: str = Field(description="The business it serves, e.g. retail or insurance")
     schedule: str | None = "@daily"
+    deadline_minutes: float | None = Field(None, gt=0, description=DEADLINE_MINUTES_DESCRIPTION)
     primary_score: str = Field(description="The score a candidate must beat production on, e.g. outcome")
     tools: list[Tool] = Field(default_factory=list)
     price: Price
