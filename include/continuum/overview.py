@@ -157,7 +157,7 @@ def outcome(record: Any) -> tuple[str, str]:
         reasons = list(record.promotion.reasons)
         if record.challenger is not None and not record.challenger.blessed:
             reasons += record.challenger.why_not
-        return record.promotion.outcome, "; ".join(reasons)
+        return record.promotion.outcome, "; ".join(dict.fromkeys(reasons))  # each reason once
     if record.retrain.waiting_for_labels:
         return "waiting_for_labels", "retrain asked for on an unlabelled batch: " + ", ".join(record.retrain.reasons)
     if not record.finished:
@@ -234,13 +234,14 @@ def prompt_roles(name: str, scores: Mapping[str, Any]) -> tuple[dict[str, Any] |
     """
     from continuum.llm import prompts
 
-    versions = {v["version"]: v for v in prompts.versions(name)}
+    listed = prompts.versions(name)
+    versions = {v["version"]: v for v in listed}
     production = prompts.production(name)
 
     def entry(version: str) -> dict[str, Any]:
         return {"version": version, "params": versions.get(version, {}).get("params"), "latest_scores": scores.get(version)}
 
-    return (entry(production) if production else None), [entry(v) for v in prompts.candidates(name)]
+    return (entry(production) if production else None), [entry(v) for v in prompts.candidates(name, listed)]
 
 
 def assistant_view(spec: Any, reader: _Reader | None = None) -> AssistantView:

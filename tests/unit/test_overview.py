@@ -132,7 +132,9 @@ def test_a_record_without_any_metric_is_no_point():
                                                                            waiting_for_labels=True)),
          ("waiting_for_labels", "retrain asked for on an unlabelled batch: drift")),
         (DecisionRecord(domain=DOMAIN, batch_id=BATCH_A, challenger=Challenger(version="3", why_not=["below floor"]),
-                        promotion=Promotion(outcome="not_blessed")), ("not_blessed", "below floor")),
+                        promotion=Promotion(outcome="not_blessed", reasons=["below floor"])), ("not_blessed", "below floor")),
+        (DecisionRecord(domain=DOMAIN, batch_id=BATCH_A, challenger=Challenger(version="3", blessed=True),
+                        promotion=Promotion(outcome="refused", reasons=["shadow: NaN score"])), ("refused", "shadow: NaN score")),
     ],
 )
 def test_outcome_names_what_happened_and_why(record, expected):
