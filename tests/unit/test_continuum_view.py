@@ -139,3 +139,19 @@ def test_only_a_signed_in_user_gets_the_page_or_a_report(view, s3, airflow_db):
         assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
         purge_cached_app()
+
+
+def test_importing_the_plugin_imports_nothing_heavy():
+    """Every Airflow component imports plugins/: the page's dependencies load only when it is served."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "numpy", "sklearn", "mlflow", "evidently", "great_expectations", "boto3", "continuum.overview",
+             "airflow.api_fastapi.core_api.security")
+    code = (
+        "import sys, airflow, continuum_view\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1:] in ([], [""]), f"imported at plugin import: {result.stdout}"
