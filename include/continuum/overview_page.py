@@ -198,7 +198,7 @@ def _decisions(view: DomainView) -> str:
         rows.append(
             f"<tr><td>{_when(d.saved_at)}</td><td><code>{_e(d.batch_id)}</code></td>"
             f"<td><span class='badge {OUTCOME_CLASS.get(d.outcome, '')}'>{_e(d.outcome)}</span></td>"
-            f"<td>{_e(d.detail)}</td><td class='num'>{_num(d.drift_share, 2)}</td><td class='num'>{_num(d.metric)}</td>"
+            f"<td>{_e(d.detail) or '–'}</td><td class='num'>{_num(d.drift_share, 2)}</td><td class='num'>{_num(d.metric)}</td>"
             f"<td>{'v' + _e(d.champion) if d.champion else '–'}</td><td>{' · '.join(links) or '–'}</td></tr>"
         )
     return (
