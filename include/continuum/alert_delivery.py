@@ -39,6 +39,7 @@ from typing import Any
 
 from continuum.alerts import (
     KINDS,
+    RUNBOOK,
     SEVERITY_ORDER,
     UNKNOWN,
     WEBHOOK_ENV,
@@ -315,6 +316,34 @@ def recorded(domain: str | None = None, since: datetime | None = None, kind: str
             continue
         found.append(payload)
     return sorted(found, key=lambda a: (a.get("timestamp") or "", a.get("kind") or ""))
+
+
+def open_alerts(domain: str) -> list[dict]:
+    """The domain's (or assistant's) alerts that are open now, newest first.
+
+    Open means noise control has not seen the condition clear (`resolved` not sent yet).
+    Each entry is the state (kind, count, first_seen, last_seen) with the summary and
+    severity of the alert that was sent. An unreadable store raises: an error is not "no alerts".
+    """
+    from continuum import storage
+    from continuum.storage import Keys
+
+    found = []
+    for key in storage.list_keys(Keys(domain).alert_states):
+        state = storage.get_json(key)
+        if not state.get("open"):
+            continue
+        sent = storage.get_json(state["audit_key"]) if state.get("audit_key") and storage.exists(state["audit_key"]) else {}
+        found.append({
+            "kind": state.get("kind"),
+            "severity": sent.get("severity") or KINDS.get(state.get("kind"), "error"),
+            "summary": sent.get("summary") or "",
+            "count": int(state.get("count", 1)),
+            "first_seen": state.get("first_seen"),
+            "last_seen": state.get("last_seen"),
+            "runbook": sent.get("runbook") or f"{RUNBOOK}#{state.get('kind')}",
+        })
+    return sorted(found, key=lambda a: a["last_seen"] or "", reverse=True)
 
 
 def _collapse(alert: Alert, state: dict[str, Any]) -> list[str]:

@@ -271,26 +271,14 @@ def llm_ingest(assistant: str, path: Path, run: bool) -> dict:
 
 
 def llm_status(assistant: str) -> dict:
-    from continuum.llm import evaluation, prompts
+    from continuum import overview
+    from continuum.llm import evaluation
     from continuum.llm.specs import get_assistant
 
     spec = get_assistant(assistant)
     latest = evaluation.latest_decision(spec.name)
-    scores = (latest or {}).get("versions", {})
-    versions = prompts.versions(spec.name)
-    production = prompts.production(spec.name)
-    candidates = prompts.candidates(spec.name)
-
-    def entry(version: str) -> dict:
-        found = next((v for v in versions if v["version"] == version), {})
-        return {"version": version, "params": found.get("params"), "latest_scores": scores.get(version)}
-
-    return {
-        "assistant": spec.name,
-        "production": entry(production) if production else None,
-        "candidates": [entry(v) for v in candidates],
-        "latest_decision": latest,
-    }
+    production, candidates = overview.prompt_roles(spec.name, (latest or {}).get("versions", {}))
+    return {"assistant": spec.name, "production": production, "candidates": candidates, "latest_decision": latest}
 
 
 def cmd_llm(args: argparse.Namespace) -> int:

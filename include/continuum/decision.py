@@ -7,6 +7,7 @@ One type for the whole loop, so every consumer reads the same keys.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -136,6 +137,11 @@ def load(domain: str, batch_id: str) -> DecisionRecord:
 
 def latest(domain: str, limit: int = 10) -> list[DecisionRecord]:
     """The domain's most recent decision records, newest first."""
+    return [record for _, record in latest_saved(domain, limit)]
+
+
+def latest_saved(domain: str, limit: int = 10) -> list[tuple[datetime, DecisionRecord]]:
+    """The domain's most recent decision records with the time each was last saved, newest first."""
     objects = [o for o in storage.list_objects(f"batches/{domain}/") if o["Key"].endswith("/decision.json")]
     objects.sort(key=lambda o: o["LastModified"], reverse=True)
-    return [DecisionRecord.model_validate(storage.get_json(o["Key"])) for o in objects[:limit]]
+    return [(o["LastModified"], DecisionRecord.model_validate(storage.get_json(o["Key"]))) for o in objects[:limit]]

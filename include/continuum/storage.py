@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from continuum import settings
@@ -106,9 +107,14 @@ class Keys:
     def alert(self, name: str) -> str:
         return f"alerts/{self.domain}/{name}.json"
 
+    @property
+    def alert_states(self) -> str:
+        """Where the noise-control state of every alert kind of the domain lives."""
+        return f"alert-state/{self.domain}/"
+
     def alert_state(self, kind: str) -> str:
         """Noise-control state of one alert kind (outside alerts/, so listing alerts lists only alerts)."""
-        return f"alert-state/{self.domain}/{kind}.json"
+        return f"{self.alert_states}{kind}.json"
 
 
 class LlmKeys:
@@ -217,6 +223,15 @@ def get_bytes(key: str) -> bytes:
     buffer = io.BytesIO()
     client().download_fileobj(settings.bucket(), key, buffer)
     return buffer.getvalue()
+
+
+def stream(key: str, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+    """The object's bytes in chunks, for a response that should not hold a report in memory.
+
+    The object is opened here, so a missing key or an outage raises before the first chunk.
+    """
+    body = client().get_object(Bucket=settings.bucket(), Key=key)["Body"]
+    return body.iter_chunks(chunk_size)
 
 
 def put_json(key: str, payload: Any) -> str:

@@ -13,12 +13,14 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
+import airflow_ui
 import boto3
 import pytest
 
 from continuum import settings
-from continuum.local import state
+from continuum.local import environment, state
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 REQUIRE_SERVICES = os.environ.get("CONTINUUM_REQUIRE_SERVICES") == "1"
@@ -118,21 +120,59 @@ def check_mlflow_and_s3(env: dict[str, str], home: Path) -> None:
     s3.put_object(Bucket=settings.bucket(), Key="landing/smoke/batch.csv", Body=b"a\n1\n")
 
 
-def test_embedded_platform_starts_serves_and_stops_on_ctrl_c(tmp_path):
-    home = tmp_path / "home"
-    env = platform_env(home)
-    supervisor, running = start(env), {}
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """One embedded platform (`make run`) for the tests below, started once: starting it costs minutes.
+
+    The simulator is off, so nothing but the tests lands batches (its DAG is the only one missing).
+    """
+    home = tmp_path_factory.mktemp("embedded") / "home"
+    env = platform_env(home, CONTINUUM_SIMULATOR="off")
+    platform = SimpleNamespace(env=env, home=home, supervisor=start(env), running={})
     try:
-        running = wait_ready(supervisor, home)
-        assert running["mode"] == "embedded"
-        assert set(running["children"]) == {"s3", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer"}
-        check_airflow(env)
-        check_mlflow_and_s3(env, home)
+        platform.running = wait_ready(platform.supervisor, home)
+        yield platform
     finally:
-        if supervisor.poll() is None:
-            stop_and_check(supervisor, home, running.get("children", {}))
+        if platform.supervisor.poll() is None:  # the stop test did not run, or failed half way
+            platform.supervisor.send_signal(signal.SIGINT)
+            try:
+                platform.supervisor.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                os.killpg(platform.supervisor.pid, signal.SIGKILL)
+
+
+def test_embedded_platform_serves_airflow_mlflow_s3_and_the_continuum_page(embedded):
+    assert embedded.running["mode"] == "embedded"
+    assert set(embedded.running["children"]) == {"s3", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer"}
+    token = check_airflow(embedded.env)
+    check_mlflow_and_s3(embedded.env, embedded.home)
+    airflow_ui.check_plugin(f"http://127.0.0.1:{embedded.env['CONTINUUM_AIRFLOW_PORT']}", token)
+
+
+def test_the_airflow_ui_and_the_continuum_page_in_chromium(embedded, tmp_path):
+    """Log in as admin, every Continuum DAG with its tags, a finished run's graph, the Continuum page."""
+    chromium = airflow_ui.chromium_or_skip()
+    base = f"http://127.0.0.1:{embedded.env['CONTINUUM_AIRFLOW_PORT']}"
+    token = http("POST", f"{base}/auth/token", {"username": "admin", "password": "admin"})[1]["access_token"]
+    dag_id = "insurance_claim_risk_land"
+    while not http("GET", f"{base}/api/v2/dags/{dag_id}/dagRuns?state=success&limit=1", token=token)[1]["dag_runs"]:
+        time.sleep(3)  # it runs every minute from the start
+    run_id = airflow_ui.last_finished_run(base, token, dag_id)
+    with airflow_ui.browser_page(chromium) as page:
+        frame, nodes = airflow_ui.browse(page, base, token, environment.ADMIN_LOGIN,
+                                         airflow_ui.Artifacts(tmp_path, "embedded"), (dag_id, run_id))
+        assert nodes == ["register_landed"]
+        card = frame.locator("#domain-insurance_claim_risk")
+        assert "No decision yet" in card.inner_text() and "champion" in card.inner_text()
+
+
+def test_embedded_platform_stops_on_ctrl_c_and_keeps_what_landed(embedded):
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{embedded.env['CONTINUUM_S3_PORT']}", region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="x")
+    s3.put_object(Bucket=settings.bucket(), Key="landing/smoke/kept.csv", Body=b"a\n1\n")
+    stop_and_check(embedded.supervisor, embedded.home, embedded.running.get("children", {}))
     # the final snapshot on stop kept what landed
-    assert (home / "s3" / settings.bucket() / "landing" / "smoke" / "batch.csv").read_bytes() == b"a\n1\n"
+    assert (embedded.home / "s3" / settings.bucket() / "landing" / "smoke" / "kept.csv").read_bytes() == b"a\n1\n"
 
 
 def services_reachable() -> str | None:
@@ -233,6 +273,8 @@ def test_production_topology_runs_a_domain_loop_on_two_celery_workers(tmp_path, 
         assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
         assert (domain,) in table_rows(mlflow_db, "SELECT name FROM registered_models")
         assert table_rows(airflow_db, "SELECT to_regclass('public.registered_models')") == [(None,)]
+        airflow_ui.check_plugin(base, token)
+        check_decision_in_chromium(base, token, login, tmp_path, record)  # last: skips here without Chromium
     finally:
         if supervisor.poll() is None:
             stop_and_check(supervisor, home, running.get("children", {}))
@@ -242,6 +284,26 @@ def test_production_topology_runs_a_domain_loop_on_two_celery_workers(tmp_path, 
             for name in (airflow_db, mlflow_db):
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+def check_decision_in_chromium(base: str, token: str, login: tuple[str, str], tmp_path: Path, record: dict) -> None:
+    """The UI on the production stack (FAB login): every DAG with its tags, the graph of the decide run,
+    and the batch's decision and the domain's champion on the Continuum page."""
+    from continuum import overview
+    from continuum.decision import DecisionRecord
+
+    chromium = airflow_ui.chromium_or_skip()
+    domain, dag_id = record["domain"], f"{record['domain']}_decide"
+    run_id = airflow_ui.last_finished_run(base, token, dag_id)
+    with airflow_ui.browser_page(chromium) as page:
+        frame, nodes = airflow_ui.browse(page, base, token, login, airflow_ui.Artifacts(tmp_path, "production"),
+                                         (dag_id, run_id))
+        assert sorted(nodes) == sorted(["next_batch", "gate", "monitor", "train", "promote", "score"])
+        card = frame.locator(f"#domain-{domain}").inner_text()
+    outcome, _ = overview.outcome(DecisionRecord.model_validate(record))
+    assert record["batch_id"] in card and outcome in card, card
+    champion = (record.get("champion") or {}).get("version")
+    assert (f"champion\tv{champion}" if champion else "champion\tnone") in card, card
 
 
 def table_rows(database: str, query: str) -> list[tuple]:

@@ -41,6 +41,16 @@ def test_ci_run_starts_services_only_when_they_do_not_answer(probe):
     assert f"! {probe}" in CI_RUN.read_text(), f".ci/run must start the service only when `{probe}` fails"
 
 
+def test_ci_run_installs_chromium_only_when_it_is_missing():
+    text = CI_RUN.read_text()
+    guard = text.index("if [ ! -x /usr/bin/chromium ]; then")
+    install = text.index("apt-get install -y -q chromium")
+    assert guard < text.index("apt-get update -q") < install < text.index("make test || status"), (
+        ".ci/run must run apt-get update, then install chromium, only when /usr/bin/chromium is missing, "
+        "before make test"
+    )
+
+
 def test_workflow_runs_make_test_on_python_311_with_services():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     jobs = workflow.get("jobs") or {}

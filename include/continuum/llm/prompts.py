@@ -171,10 +171,10 @@ def production(name: str) -> str | None:
     return _alias(name, PRODUCTION)
 
 
-def candidates(name: str) -> list[str]:
+def candidates(name: str, all_versions: list[dict[str, Any]] | None = None) -> list[str]:
     """The `candidate` version plus every version newer than production, never production itself
-    nor a retired one."""
-    all_versions = versions(name)
+    nor a retired one. `all_versions` is what `versions(name)` returned, when the caller has it."""
+    all_versions = versions(name) if all_versions is None else all_versions
     current = production(name)
     found = set()
     for entry in all_versions:
