@@ -471,6 +471,15 @@ def _quarantine(
     }
 
 
+def realised_values(domain: str, records: list[decision.DecisionRecord]) -> dict[str, float]:
+    """The champion's realised metric per scored batch (the last labels file's, by key), for the page's chart."""
+    return {
+        shown["batch_id"]: shown["realised"][-1]["value"]
+        for shown in performance(domain, records)
+        if shown["realised"] and shown["realised"][-1].get("value") is not None
+    }
+
+
 def performance(domain: str, records: list[decision.DecisionRecord]) -> list[dict[str, Any]]:
     """Estimated (before labels) and realised (from late labels) metric of each scored batch, for `continuum status`."""
     keys = Keys(domain)

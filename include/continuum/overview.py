@@ -174,10 +174,18 @@ def _series_value(raw: Any) -> float | None:
     return float(value)
 
 
-def point(saved_at: datetime, record: Any) -> Point | None:
-    """The chart point of one decision record, or None when it carries no metric."""
-    values = {"champion": _series_value(record.performance.value if record.performance else None)}
-    values |= {name: _series_value(record.extra.get(name)) for name in SERIES if name != "champion"}
+def point(saved_at: datetime, record: Any, realised: float | None = None) -> Point | None:
+    """The chart point of one decision record, or None when it carries no metric.
+
+    `champion`: the champion's metric on a labelled batch (monitor); `estimated`: the CBPE
+    estimate on an unlabelled one (`record.estimate`); `realised`: the metric once its late
+    labels arrived (`labels.realised_values`).
+    """
+    values = {
+        "champion": _series_value(record.performance.value if record.performance else None),
+        "realised": _series_value(realised),
+        "estimated": _series_value(record.estimate.value if record.estimate else None),
+    }
     kept = {name: value for name, value in values.items() if value is not None}
     return Point(at=saved_at, batch_id=record.batch_id, values=kept) if kept else None
 
@@ -199,7 +207,7 @@ def decision_row(saved_at: datetime, record: Any) -> Decision:
 
 def domain_view(spec: Any, now: datetime, reader: _Reader | None = None) -> DomainView:
     """One domain's part of the page (spec: `specs.DomainSpec`)."""
-    from continuum import alert_delivery, decision, registry
+    from continuum import alert_delivery, decision, labels, registry
 
     reader = reader or _Reader()
     view = DomainView(
@@ -219,7 +227,15 @@ def domain_view(spec: Any, now: datetime, reader: _Reader | None = None) -> Doma
     )
     for saved_at, record in saved or []:
         view.decisions.append(decision_row(saved_at, record))
-    view.points = [p for p in (point(at, record) for at, record in reversed(saved or [])) if p is not None]
+    _, realised = reader.read(
+        S3, spec.name, "the realised metrics", lambda: labels.realised_values(spec.name, [r for _, r in saved or []]),
+        view.unavailable,
+    )
+    realised = realised or {}
+    view.points = [
+        p for p in (point(at, record, realised.get(record.batch_id)) for at, record in reversed(saved or []))
+        if p is not None
+    ]
     view.alerts_read, alerts = reader.read(
         S3, spec.name, "the open alerts", lambda: alert_delivery.open_alerts(spec.name), view.unavailable
     )

@@ -15,6 +15,7 @@ from continuum.decision import (
     Challenger,
     DecisionRecord,
     Drift,
+    Estimate,
     ModelVersion,
     Performance,
     Promotion,
@@ -73,8 +74,10 @@ def test_a_domain_shows_its_roles_decisions_open_alerts_and_chart_points(s3, mlf
     quarantined.save()
     time.sleep(1.05)
     record = promoted(BATCH_C, 0.87, v2)
-    record.extra = {"realised": {"value": 0.84}, "estimated": 0.86}
+    record.scores = f"s3://continuum/{Keys(DOMAIN).scores(BATCH_C)}"  # realised metrics exist for scored batches
+    record.estimate = Estimate(metric="accuracy", value=0.86, version=v2, rows=500)
     record.save()
+    s3.put_json(Keys(DOMAIN).realised(BATCH_C, "00000000000000l1"), {"labels_id": "00000000000000l1", "value": 0.84})
     now = datetime.now(UTC) + timedelta(hours=3)
     alert_delivery.deliver(Alert(kind="champion_below_floor", domain=DOMAIN, owner="risk", summary="accuracy 0.80 < 0.85"))
     cleared = Condition(kind="model_stale", domain=DOMAIN, owner="risk", firing=True, summary="old")
@@ -91,7 +94,7 @@ def test_a_domain_shows_its_roles_decisions_open_alerts_and_chart_points(s3, mlf
     assert [d.outcome for d in view.decisions] == ["promoted", "quarantined", "promoted"]
     assert view.decisions[1].detail == "2 checks failed" and view.decisions[1].validation_report
     assert not view.decisions[1].drift_report and view.decisions[0].drift_report
-    # oldest first; the quarantined batch has no metric, so no point; realised/estimated from `extra`
+    # oldest first; the quarantined batch has no metric, so no point; realised from late labels, estimated from CBPE
     assert [p.batch_id for p in view.points] == [BATCH_A, BATCH_C]
     assert view.points[1].values == {"champion": 0.87, "realised": 0.84, "estimated": 0.86}
     assert [(a["kind"], a["summary"], a["severity"]) for a in view.alerts] == [
@@ -105,17 +108,18 @@ def test_a_domain_shows_its_roles_decisions_open_alerts_and_chart_points(s3, mlf
 
 
 @pytest.mark.parametrize(
-    ("extra", "expected"),
+    ("realised", "estimated", "expected"),
     [
-        ({}, {"champion": 0.9}),
-        ({"realised": 0.8, "estimated": {"value": 0.85, "method": "cbpe"}}, {"champion": 0.9, "realised": 0.8, "estimated": 0.85}),
-        ({"realised": math.nan, "estimated": True}, {"champion": 0.9}),  # NaN and booleans are not metrics
+        (None, None, {"champion": 0.9}),
+        (0.8, 0.85, {"champion": 0.9, "realised": 0.8, "estimated": 0.85}),
+        (math.nan, math.nan, {"champion": 0.9}),  # NaN is not a metric
     ],
 )
-def test_a_point_takes_the_champion_metric_and_the_realised_and_estimated_ones(extra, expected):
+def test_a_point_takes_the_champion_metric_and_the_realised_and_estimated_ones(realised, estimated, expected):
     record = promoted(BATCH_A, 0.9, "1")
-    record.extra = extra
-    assert overview.point(datetime(2026, 1, 1, tzinfo=UTC), record).values == expected
+    if estimated is not None:
+        record.estimate = Estimate(metric="accuracy", value=estimated, version="1", rows=100)
+    assert overview.point(datetime(2026, 1, 1, tzinfo=UTC), record, realised).values == expected
 
 
 def test_a_record_without_any_metric_is_no_point():
