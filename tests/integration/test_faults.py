@@ -181,6 +181,9 @@ def test_every_task_gets_a_time_limit_and_backoff(monkeypatch):
     assert default_args("team", execution_timeout=timedelta(hours=2))["execution_timeout"] == timedelta(hours=2)
     monkeypatch.setenv("CONTINUUM_TASK_TIMEOUT_MINUTES", "5")
     assert default_args("team")["execution_timeout"] == timedelta(minutes=5)
+    assert default_args("team")["retry_delay"] == timedelta(seconds=settings.RETRY_DELAY_SECONDS)
+    monkeypatch.setenv("CONTINUUM_RETRY_DELAY_SECONDS", "2")  # what tests under the real scheduler use
+    assert default_args("team")["retry_delay"] == timedelta(seconds=2)
 
 
 # -- the CLI says which service is down ------------------------------------------------------
