@@ -85,7 +85,7 @@ def _check_champions(loaded: list[specs.DomainSpec]) -> list[str]:
 def cmd_domains(args: argparse.Namespace) -> int:
     from continuum.llm.specs import load_assistants
 
-    loaded, errors = specs.load_domains()
+    loaded, errors = specs.load_domains(import_estimators=True)  # also: is each estimator a BaseEstimator
     assistants, assistant_errors = load_assistants()
     errors += assistant_errors
     for spec in loaded:
