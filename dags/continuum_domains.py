@@ -9,11 +9,17 @@ Built from every domain spec in `include/domains/*.yaml` and in the directories 
 | `<domain>_land` | every minute | registers files under `s3://<bucket>/landing/<domain>/` as batches, queues them, and emits `<domain>_landed` while any batch waits; joins late labels landed under `labels/<domain>/` to the scores (`continuum.labels`) |
 | `<domain>_decide` | `<domain>_landed` | one batch per run, the oldest waiting: gate, monitor, train, promote, score |
 
-`<domain>_decide` runs one at a time (`max_active_runs=1`), so batches are decided and
-promoted in arrival order and every decision is judged against the champion it will
-replace. The list of waiting batches lives in S3 (`queue/<domain>/`), not in the asset
-event: Airflow drops events that arrive while the run is busy (apache/airflow#56050),
-and the land DAG emits again the next minute while anything waits.
+`<domain>_decide` runs one at a time (`max_active_runs=1`), and a decision lease in S3
+(`leases/<domain>/decide.json`) keeps `continuum ingest --run` (which runs the same DAG
+with `dag.test()`) from deciding alongside it: so batches are decided and promoted in
+arrival order and every decision is judged against the champion it will replace. A run
+that finds another run's live lease skips: the batch stays queued and the land DAG wakes
+this DAG again a minute later. Skipping, rather than waiting or failing, keeps a busy
+domain from filling the pools with waiting tasks or paging anyone.
+
+The list of waiting batches lives in S3 (`queue/<domain>/`), not in the asset event:
+Airflow drops events that arrive while the run is busy (apache/airflow#56050), and the
+land DAG emits again the next minute while anything waits.
 
 A `<domain>_decide` run that is not finished in time pages the owner (`deadline_missed`):
 after the spec's `deadline_minutes`, or three times the mean runtime of its recent
@@ -151,8 +157,9 @@ def decide_dag(spec: DomainSpec) -> DAG:
         doc_md=doc(
             spec,
             "decide",
-            "Takes the oldest batch waiting in `queue/"
-            f"{spec.name}/` and decides it, one run per batch:\n\n"
+            "Takes the domain's decision lease (or skips while another run, e.g. `continuum ingest "
+            "--run`, holds it), then the oldest batch waiting in `queue/"
+            f"{spec.name}/`, and decides it, one run per batch:\n\n"
             f"1. `gate`: the Great Expectations suite from the data contract; a valid batch goes typed to "
             f"`validated/{spec.name}/`, a failing one to `quarantine/{spec.name}/<batch_id>/` with "
             "`report.json`, the owner is alerted and the rest is skipped.\n"
@@ -167,22 +174,36 @@ def decide_dag(spec: DomainSpec) -> DAG:
             f"(shadow; refused on NaN, a failed load, or a score shift over {spec.blessing.max_score_shift}); "
             "then `champion` moves only if it is still `champion_before` (compare-and-set), the roles are "
             "read back, and a failed smoke test rolls back by itself.\n"
-            f"5. `score`: `scores/{spec.name}/<batch_id>.parquet` with the champion; the batch leaves the queue.",
+            f"5. `score`: `scores/{spec.name}/<batch_id>.parquet` with the champion; the batch leaves the queue.\n"
+            "6. `release_lease` (teardown, also after a failure): the next decision may start.",
             "The batch stays queued and blocks the ones after it (arrival order): fix the cause (MLflow, "
             f"S3) and clear the failed task, or run `continuum ingest {spec.name} <file> --run` again. "
             f"`continuum rollback {spec.name}` restores the previous champion if a bad model was promoted.",
         ),
     )
     def decide():
+        def hold_lease(batch_id: str | None = None) -> None:
+            """Take or renew this run's decision lease; skip (batch stays queued) while another run holds it."""
+            from continuum import lease
+
+            try:
+                lease.acquire(spec.name, get_current_context()["run_id"], batch_id)
+            except lease.LeaseHeld as held:
+                raise AirflowSkipException(str(held)) from None
+
         @task(multiple_outputs=False)
         def next_batch() -> str:
-            """The oldest waiting batch (among the `batch_ids` param, when given); skip when none waits."""
+            """Take the domain's decision lease, then the oldest waiting batch (among `batch_ids`); else skip."""
+            from continuum import lease
             from continuum.batches import batch_ids_from_context
-            from continuum.pipeline import next_pending
+            from continuum.pipeline import claim_next
 
             context = get_current_context()
             among = batch_ids_from_context({"params": context["params"]})
-            batch_id = next_pending(spec.name, among or None)
+            try:
+                batch_id = claim_next(spec.name, context["run_id"], among or None)
+            except lease.LeaseHeld as held:  # e.g. `continuum ingest --run` is deciding: not a failure
+                raise AirflowSkipException(str(held)) from None
             if batch_id is None:
                 raise AirflowSkipException(f"no batch of {spec.name} is waiting for a decision")
             return batch_id
@@ -193,6 +214,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
             from continuum.alerts import task_location
             from continuum.pipeline import run_gate
 
+            hold_lease(batch_id)
             outcome = run_gate(spec.name, batch_id, where=task_location(get_current_context()))
             if outcome["quarantined"]:
                 raise AirflowSkipException(f"batch {batch_id} quarantined: {outcome['reason']}")
@@ -203,6 +225,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
             """Drift and metric for the batch; records every retrain reason that holds."""
             from continuum.pipeline import run_monitor
 
+            hold_lease(batch_id)
             return run_monitor(spec.name, batch_id)
 
         @task(pool="continuum_training", multiple_outputs=False)
@@ -210,6 +233,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
             """Train, register (once) and judge a challenger when the monitor asked for one."""
             from continuum.pipeline import run_training
 
+            hold_lease(batch_id)
             return run_training(spec.name, batch_id)
 
         @task(outlets=[model], multiple_outputs=False)
@@ -218,6 +242,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
             from continuum.alerts import task_location
             from continuum.pipeline import run_promotion
 
+            hold_lease(batch_id)
             context = get_current_context()
             context["outlet_events"][model].extra = {"batch_ids": [batch_id]}
             return run_promotion(spec.name, batch_id, where=task_location(context))
@@ -227,13 +252,24 @@ def decide_dag(spec: DomainSpec) -> DAG:
             """Score the batch with the champion; the batch's record is final and it leaves the queue."""
             from continuum.pipeline import run_scoring
 
+            hold_lease(batch_id)
             get_current_context()["outlet_events"][scores].extra = {"batch_ids": [batch_id]}
             return run_scoring(spec.name, batch_id)
+
+        @task
+        def release_lease() -> None:
+            """Give the domain's decision lease back: after `score`, after a quarantine, and after a failure."""
+            from continuum import lease
+
+            lease.release(spec.name, get_current_context()["run_id"])
 
         batch_id = next_batch()
         steps = [gate(batch_id), monitor(batch_id), train(batch_id), promote(batch_id), score(batch_id)]
         for upstream, downstream in zip(steps, steps[1:], strict=False):
             upstream >> downstream
+        # A teardown runs once its setup succeeded, whatever the steps did (Airflow setup/teardown),
+        # and its own state does not decide the run's.
+        steps[-1] >> release_lease().as_teardown(setups=batch_id)
 
     return decide()
 

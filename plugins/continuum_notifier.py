@@ -248,8 +248,8 @@ def default_args(owner: str, **overrides) -> dict:
     The time limit (`settings.task_timeout()`, `CONTINUUM_TASK_TIMEOUT_MINUTES`) stops a task that
     hangs on something the client timeouts do not cover; a task that needs longer says so with
     `@task(execution_timeout=...)`, and `overrides` replace any key for a whole DAG. A failure
-    from an unreachable service is retried by Airflow (30 s, then 60 s, at most 10 min apart),
-    not by stacking client retries inside one attempt.
+    from an unreachable service is retried by Airflow (30 s, then 60 s, at most 10 min apart;
+    `CONTINUUM_RETRY_DELAY_SECONDS` sets the first delay), not by stacking client retries inside one attempt.
     """
     from datetime import timedelta
 
@@ -258,9 +258,9 @@ def default_args(owner: str, **overrides) -> dict:
     return {
         "owner": owner,
         "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": settings.retry_delay(),
         "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
+        "max_retry_delay": timedelta(minutes=settings.MAX_RETRY_DELAY_MINUTES),
         "execution_timeout": settings.task_timeout(),
         "on_failure_callback": failure_notifier(),
     } | overrides

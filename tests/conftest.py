@@ -56,6 +56,9 @@ def s3_endpoint() -> str:
     """A moto S3 server on a free loopback port for the whole session."""
     from moto.server import ThreadedMotoServer
 
+    from continuum.local.s3server import serialise_conditional_writes
+
+    serialise_conditional_writes()  # atomic If-Match / If-None-Match, as on AWS (the decision lease)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

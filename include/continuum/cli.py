@@ -3,7 +3,9 @@
 Every command honours CONTINUUM_HOME, CONTINUUM_DOMAINS_PATH, MLFLOW_TRACKING_URI
 and AWS_ENDPOINT_URL, and starts the embedded services it needs when none is
 configured. Errors a user can cause end in one line on stderr and exit code 2; an
-unreachable MLflow or S3 ends in one line naming it and exit code 3.
+unreachable MLflow or S3 ends in one line naming it and exit code 3; `ingest --run`
+while another run (the scheduler's, or another command's) is deciding the domain ends
+in one line naming that run and exit code 4, having decided nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from continuum import outages, specs
+from continuum.lease import LeaseHeld
 from continuum.llm.specs import UnknownAssistant
 
 
@@ -82,7 +85,7 @@ def _check_champions(loaded: list[specs.DomainSpec]) -> list[str]:
 def cmd_domains(args: argparse.Namespace) -> int:
     from continuum.llm.specs import load_assistants
 
-    loaded, errors = specs.load_domains()
+    loaded, errors = specs.load_domains(import_estimators=True)  # also: is each estimator a BaseEstimator
     assistants, assistant_errors = load_assistants()
     errors += assistant_errors
     for spec in loaded:
@@ -119,15 +122,18 @@ def ingest(domain: str, path: Path, run: bool) -> dict:
         return {"domain": spec.name, "batch_id": batch_id, "landed": storage.uri(key)}
     from continuum import batches, dagrun
 
+    _refuse_while_decided_elsewhere(spec.name)
     dagrun.run(f"{spec.name}_land")
     # One decide run per waiting batch, oldest first, until ours is done; each run resumes
     # its batch from the first step the decision record does not list as done.
     for _ in range(len(batches.pending(spec.name)) + 1):
         if decision.load(spec.name, batch_id).finished:
             break
+        _refuse_while_decided_elsewhere(spec.name)  # its next_batch would skip, deciding nothing
         dagrun.run(f"{spec.name}_decide")
     record = decision.load(spec.name, batch_id)
     if not record.finished:
+        _refuse_while_decided_elsewhere(spec.name)  # the scheduler took the lease between two runs
         raise dagrun.DagRunFailed(f"batch {batch_id} of {spec.name} is still unfinished; see docs/runbook.md")
     return record.model_dump(mode="json")
 
@@ -153,6 +159,7 @@ def land_labels(domain: str, path: Path, run: bool) -> dict:
     dagrun.run(f"{spec.name}_land")  # register_labels, which may land labelled batches
     dagrun.run(f"{spec.name}_land")  # registers what it landed, whatever order the first run took
     for _ in range(len(batches.pending(spec.name))):
+        _refuse_while_decided_elsewhere(spec.name)  # one decision at a time, as for `ingest --run`
         dagrun.run(f"{spec.name}_decide")
     found = labels.outcome(spec.name, labels_id) or {}
     decided = [decision.load(spec.name, b).model_dump(mode="json") for b in found.get("labelled_batches", [])]
@@ -167,6 +174,15 @@ def cmd_labels(args: argparse.Namespace) -> int:
         outcome = land_labels(args.domain, Path(args.path), args.run)
     print(json.dumps(outcome, separators=(",", ":"), default=str))
     return 0
+
+
+def _refuse_while_decided_elsewhere(domain: str) -> None:
+    """`LeaseHeld` when another run holds the domain's live decision lease (this command holds none between runs)."""
+    from continuum import lease
+
+    held = lease.current(domain)
+    if held is not None and held.live():
+        raise lease.LeaseHeld(held)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -391,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, specs.UnknownDomain, specs.SpecLoadError, UnknownAssistant) as exc:
         print(f"continuum: {exc}", file=sys.stderr)
         return 2
+    except LeaseHeld as exc:
+        print(f"continuum: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -43,6 +43,38 @@ def next_pending(domain: str, among: list[str] | None = None) -> str | None:
     return None
 
 
+def claim_next(domain: str, holder: str, among: list[str] | None = None) -> str | None:
+    """Take the domain's decision lease for `holder`, then the oldest pending batch (None: lease released).
+
+    `lease.LeaseHeld` when another run is deciding this domain: nothing is picked, so
+    the batch stays queued for whichever run holds the lease. A pick that fails (S3
+    down) gives the lease back, so the next run need not wait for it to expire.
+    """
+    from continuum import lease
+
+    lease.acquire(domain, holder)
+    try:
+        batch_id = next_pending(domain, among)
+    except Exception:
+        _release_quietly(domain, holder)
+        raise
+    if batch_id is None:
+        lease.release(domain, holder)
+        return None
+    lease.acquire(domain, holder, batch_id)  # the lease names the batch, for whoever is refused
+    log.info("event=batch_claimed domain=%s batch_id=%s holder=%s", domain, batch_id, holder)
+    return batch_id
+
+
+def _release_quietly(domain: str, holder: str) -> None:
+    from continuum import lease
+
+    try:
+        lease.release(domain, holder)
+    except Exception as exc:  # the pick's own error is the one to raise; the lease expires by itself
+        log.warning("event=decision_lease_release_failed domain=%s holder=%s error=%s", domain, holder, type(exc).__name__)
+
+
 def finish(record: decision.DecisionRecord) -> None:
     """The batch is decided: save the final record, attach it to MLflow, and only then leave the queue."""
     record.finished = True

@@ -37,6 +37,8 @@ CLIENT_ENV: dict[str, str] = {
     "CONTINUUM_S3_READ_TIMEOUT": "30",
 }
 TASK_TIMEOUT_MINUTES = 30
+RETRY_DELAY_SECONDS = 30  # Airflow's first retry delay; doubles per try (exponential backoff) up to:
+MAX_RETRY_DELAY_MINUTES = 10
 # Security settings: always these values, whatever the environment says. Loading a model
 # with pickle runs code from the artefact; Continuum loads skops models with its own
 # allow-list of types (model_loading.py) and never needs MLflow's pickle path.
@@ -98,6 +100,29 @@ def task_timeout() -> timedelta:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"CONTINUUM_TASK_TIMEOUT_MINUTES={raw!r} is not a positive whole number of minutes")
     return timedelta(minutes=int(raw))
+
+
+def retry_delay() -> timedelta:
+    """Airflow's `retry_delay` for every task (`CONTINUUM_RETRY_DELAY_SECONDS`, default 30).
+
+    Tests that let the real scheduler retry a task set it to a few seconds.
+    """
+    raw = os.environ.get("CONTINUUM_RETRY_DELAY_SECONDS") or str(RETRY_DELAY_SECONDS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CONTINUUM_RETRY_DELAY_SECONDS={raw!r} is not a positive whole number of seconds")
+    return timedelta(seconds=int(raw))
+
+
+def decision_lease_ttl() -> timedelta:
+    """How long a domain's decision lease lives without renewal before another run may take it over.
+
+    A run renews its lease at the start of every step, so the longest a live holder goes
+    without renewing is one attempt of a step (at most `task_timeout()`, then Airflow kills
+    it) plus the wait before its retry (at most `MAX_RETRY_DELAY_MINUTES`). A lease older
+    than that belongs to a run that is gone (killed, marked failed by hand, a stopped
+    platform). Clocks of the machines that run tasks must agree to well within this margin.
+    """
+    return task_timeout() + timedelta(minutes=MAX_RETRY_DELAY_MINUTES)
 
 
 def s3_client_config():

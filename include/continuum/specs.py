@@ -20,12 +20,21 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 BUILTIN_DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
 DOMAINS_PATH_ENV = "CONTINUUM_DOMAINS_PATH"
 ESTIMATOR_PACKAGES_ENV = "CONTINUUM_ESTIMATOR_PACKAGES"
+IMPORT_ESTIMATORS = "import_estimators"  # validation context: also import and type-check estimators
 # Packages whose classes a spec may name as an estimator. A spec is data, and a dotted path
 # is an import: without a fence, `subprocess.Popen` with `shell: true` would run at training.
 DEFAULT_ESTIMATOR_PACKAGES = ("sklearn", "continuum.baselines")
@@ -230,13 +239,18 @@ class ModelSpec(OpenModel):
 
     @field_validator("estimator")
     @classmethod
-    def _allowed_path(cls, value: str) -> str:
-        # Only the package is checked here (DAG files load specs at parse time, so nothing is
-        # imported); training resolves the class with `resolve_estimator`, which also checks the type.
+    def _allowed_path(cls, value: str, info: ValidationInfo) -> str:
+        # The package is always checked, without importing. The type (a BaseEstimator) needs the
+        # import, which only happens once the package passed and when the loader asks for it
+        # (`import_estimators`): the CLI and every task do; DAG files, parsed every 30 s, do not
+        # (no heavy import at parse time), and training resolves the class again in any case.
         try:
-            return check_estimator_path(value)
+            check_estimator_path(value)
+            if (info.context or {}).get(IMPORT_ESTIMATORS):
+                resolve_estimator(value)
         except EstimatorError as exc:
             raise ValueError(str(exc)) from None
+        return value
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
@@ -402,8 +416,12 @@ def _kind(path: Path) -> str | None:
     return raw.get("kind", "domain") if isinstance(raw, dict) else None
 
 
-def load_model(path: Path, model: type[Spec]) -> Spec:
-    """Load one spec file into `model`; raises SpecLoadError naming the file and the field."""
+def load_model(path: Path, model: type[Spec], import_estimators: bool = False) -> Spec:
+    """Load one spec file into `model`; raises SpecLoadError naming the file and the field.
+
+    With `import_estimators`, an estimator in an allowed package is also imported and must be
+    a scikit-learn `BaseEstimator` (not at DAG parse time: see `ModelSpec`).
+    """
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -411,7 +429,7 @@ def load_model(path: Path, model: type[Spec]) -> Spec:
     if not isinstance(raw, dict):
         raise SpecLoadError(SpecError(path, "", "must be a YAML mapping with name, description, owner, ..."))
     try:
-        return model.model_validate({**raw, "source": path})
+        return model.model_validate({**raw, "source": path}, context={IMPORT_ESTIMATORS: import_estimators})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
@@ -432,7 +450,9 @@ class SpecLoadError(ValueError):
         self.error = error
 
 
-def load_all(kind: str, model: type[Spec], dirs: Iterable[Path] | None = None) -> tuple[list[Spec], list[SpecError]]:
+def load_all(
+    kind: str, model: type[Spec], dirs: Iterable[Path] | None = None, import_estimators: bool = False
+) -> tuple[list[Spec], list[SpecError]]:
     """Every valid spec of one `kind`, and an error for every file of that kind that is not one.
 
     Names must be unique: the second file that uses a name is reported, the first kept.
@@ -445,7 +465,7 @@ def load_all(kind: str, model: type[Spec], dirs: Iterable[Path] | None = None) -
         if file_kind != kind and not (file_kind is None and kind == "domain"):
             continue
         try:
-            spec = load_model(path, model)
+            spec = load_model(path, model, import_estimators)
         except SpecLoadError as exc:
             errors.append(exc.error)
             continue
@@ -456,9 +476,11 @@ def load_all(kind: str, model: type[Spec], dirs: Iterable[Path] | None = None) -
     return list(found.values()), errors
 
 
-def load_domains(dirs: Iterable[Path] | None = None) -> tuple[list[DomainSpec], list[SpecError]]:
-    """Every valid domain spec, and an error for every file that is not one."""
-    return load_all("domain", DomainSpec, dirs)
+def load_domains(
+    dirs: Iterable[Path] | None = None, import_estimators: bool = False
+) -> tuple[list[DomainSpec], list[SpecError]]:
+    """Every valid domain spec, and an error for every file that is not one (see `load_model`)."""
+    return load_all("domain", DomainSpec, dirs, import_estimators)
 
 
 def _declared_name(path: Path) -> str | None:
@@ -486,6 +508,9 @@ def find_spec(
 
 
 def get_domain(name: str) -> DomainSpec:
-    """The domain spec named `name`, or a one-line error that lists the known domains."""
-    found, errors = load_domains()
+    """The domain spec named `name`, or a one-line error that lists the known domains.
+
+    Run time (CLI, tasks), not parse time: estimators are imported and type-checked here.
+    """
+    found, errors = load_domains(import_estimators=True)
     return find_spec(found, name, "domain", UnknownDomain, errors)

@@ -112,6 +112,10 @@ class Keys:
         """Where the noise-control state of every alert kind of the domain lives."""
         return f"alert-state/{self.domain}/"
 
+    def decision_lease(self) -> str:
+        """Who is deciding this domain's batches right now (see `continuum.lease`)."""
+        return f"leases/{self.domain}/decide.json"
+
     def alert_state(self, kind: str) -> str:
         """Noise-control state of one alert kind (outside alerts/, so listing alerts lists only alerts)."""
         return f"{self.alert_states}{kind}.json"
@@ -278,6 +282,66 @@ def move(source: str, destination: str) -> str:
     client().copy({"Bucket": bucket, "Key": source}, bucket, destination)
     delete(source)
     return destination
+
+
+class Conflict(Exception):
+    """A conditional write lost: the object was created, changed or deleted since it was read."""
+
+
+# 412: the precondition failed; 409: AWS refused a concurrent conditional write; a missing
+# object under If-Match answers 404 NoSuchKey (AWS, MinIO and moto alike).
+_CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey"}
+
+
+def _error_code(exc) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def get_json_tagged(key: str) -> tuple[Any, str] | None:
+    """(payload, ETag) of a JSON object, or None when it does not exist; any other error raises."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = client().get_object(Bucket=settings.bucket(), Key=key)
+    except ClientError as exc:
+        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return json.loads(response["Body"].read()), response["ETag"]
+
+
+def put_json_if(key: str, payload: Any, etag: str | None) -> str:
+    """Write `key` only while it still has `etag` (None: only if it does not exist); the new ETag.
+
+    S3 conditional writes (`If-Match` / `If-None-Match: *`): the check and the write are one
+    atomic step on the server, so of two writers racing from the same read exactly one wins
+    and the other gets `Conflict`.
+    """
+    from botocore.exceptions import ClientError
+
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    body = json.dumps(payload, indent=2, default=str).encode()
+    try:
+        response = client().put_object(
+            Bucket=settings.bucket(), Key=key, Body=body, ContentType="application/json", **condition
+        )
+    except ClientError as exc:
+        if _error_code(exc) in _CONFLICT_CODES:
+            raise Conflict(f"{key} changed since it was read") from exc
+        raise
+    return response["ETag"]
+
+
+def delete_if(key: str, etag: str) -> None:
+    """Delete `key` only while it still has `etag`; `Conflict` when it changed or is gone."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client().delete_object(Bucket=settings.bucket(), Key=key, IfMatch=etag)
+    except ClientError as exc:
+        if _error_code(exc) in _CONFLICT_CODES:
+            raise Conflict(f"{key} changed since it was read") from exc
+        raise
 
 
 def put_frame(key: str, frame: pd.DataFrame) -> str:

@@ -171,7 +171,36 @@ def fit(spec: DomainSpec, frame: pd.DataFrame) -> Pipeline:
             f"{spec.name}: label column '{spec.data.target}' has missing values; validate the batch first"
         )
     with threadpool_limits(limits=threads()):
-        return build_pipeline(spec).fit(features(spec, frame), labels)
+        pipeline = build_pipeline(spec)
+        _test_pause_in_fit()
+        return pipeline.fit(features(spec, frame), labels)
+
+
+TEST_PAUSE_IN_FIT = "CONTINUUM_TEST_PAUSE_IN_FIT"
+
+
+def _test_pause_in_fit() -> None:
+    """Test-only hook, inert unless `CONTINUUM_TEST_PAUSE_IN_FIT` names a file that does not exist yet.
+
+    The first fit to create that file writes its process id into it and sleeps, so a test
+    can SIGKILL the task process in the middle of training (tests/integration/
+    test_scheduler_concurrency.py). Every later fit, the retry included, finds the file and
+    goes on at once.
+    """
+    import os
+    import time
+
+    marker = os.environ.get(TEST_PAUSE_IN_FIT)
+    if not marker:
+        return
+    try:
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    with os.fdopen(handle, "w") as out:
+        out.write(str(os.getpid()))
+    log.warning("event=test_pause_in_fit pid=%d seconds=120", os.getpid())
+    time.sleep(120)
 
 
 def _params(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, Any]:

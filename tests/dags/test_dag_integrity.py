@@ -71,7 +71,11 @@ def test_decide_dags_run_one_at_a_time_and_batch_ids_param_is_a_hex_pattern(dagb
     for spec in load_domains()[0]:
         dag = dagbag.dags[f"{spec.name}_decide"]
         assert dag.max_active_runs == 1
-        assert [t.task_id for t in dag.topological_sort()] == ["next_batch", "gate", "monitor", "train", "promote", "score"]
+        steps = ["next_batch", "gate", "monitor", "train", "promote", "score", "release_lease"]
+        assert [t.task_id for t in dag.topological_sort()] == steps
+        # the lease is given back whatever the steps did: a teardown of the task that took it
+        release = dag.get_task("release_lease")
+        assert release.is_teardown and dag.get_task("next_batch").is_setup
         param = dag.params.get_param("batch_ids")
         assert param.resolve(["0123456789abcdef"]) == ["0123456789abcdef"]
         with pytest.raises(ParamValidationError):

@@ -4,8 +4,9 @@
   exactly the attempts `settings.CLIENT_ENV` allows and then raises (attempts are counted,
   not timed), and the CLI says in one line which service is down.
 - S3 down for a while: writes are retried and land whole or not at all.
-- MLflow (a real `mlflow server`) stopped during monitor, training and promotion: the step
-  raises, no alias moves, and the same step completes once the server is back.
+- MLflow (a real `mlflow server`) stopped during monitor, training, promotion, scoring and
+  prompt evaluation: the step raises, no alias moves, and the same step completes once the
+  server is back.
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def test_every_task_gets_a_time_limit_and_backoff(monkeypatch):
     assert default_args("team", execution_timeout=timedelta(hours=2))["execution_timeout"] == timedelta(hours=2)
     monkeypatch.setenv("CONTINUUM_TASK_TIMEOUT_MINUTES", "5")
     assert default_args("team")["execution_timeout"] == timedelta(minutes=5)
+    assert default_args("team")["retry_delay"] == timedelta(seconds=settings.RETRY_DELAY_SECONDS)
+    monkeypatch.setenv("CONTINUUM_RETRY_DELAY_SECONDS", "2")  # what tests under the real scheduler use
+    assert default_args("team")["retry_delay"] == timedelta(seconds=2)
 
 
 # -- the CLI says which service is down ------------------------------------------------------
@@ -373,19 +377,52 @@ def test_steps_fail_cleanly_while_mlflow_is_down_and_complete_after(mlflow_serve
     assert _aliases(DOMAIN) == {"champion": trained["version"]}
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_prompt_alias_lookup_raises_while_mlflow_is_down(mlflow_server, monkeypatch):
+def _prompt_aliases(name: str) -> dict[str, object]:
     from continuum.llm import prompts
+
+    return {"production": prompts.production(name), "candidates": prompts.candidates(name)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_prompt_evaluation_fails_cleanly_while_mlflow_is_down_and_completes_after(mlflow_server, monkeypatch):
+    """The prompt_eval DAG's MLflow steps (compare, record) raise while MLflow is stopped; no alias moves."""
+    from datetime import UTC, datetime, timedelta
+
+    from continuum import outages
+    from continuum.llm import evaluation, intake, prompts
+    from continuum.llm import simulate as llm_simulate
     from continuum.llm.specs import get_assistant
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     spec = get_assistant("shopping_assistant")
     prompts.seed(spec)
-    assert prompts.production(spec.name) is not None
-    mlflow_server.stop()
-    try:
-        found = prompts.production(spec.name)
-    except Exception:  # the outage surfaced: the task fails and Airflow retries it
-        return
-    raise AssertionError(f"prompts.production returned {found!r} while MLflow was down")
+    before = _prompt_aliases(spec.name)
+    assert before["production"] == "1"
+    now = datetime.now(UTC)
+    logs = llm_simulate.generate(spec.name, n=900, seed=7, versions={"1": 0.5, "4": 0.5}, start=now - timedelta(days=1))
+    intake.land_logs(spec.name, "logs.jsonl", llm_simulate.to_jsonl(logs))
+    evaluation.validate_and_redact(spec)  # S3 only
+    window = evaluation.score(spec, now)["window"]
+
+    decided = evaluation.compare_and_decide(spec, window)
+    assert decided["decision"]["promote"] == "4", decided["decision"]
+
+    run = "scheduled__2026-03-02T00:00:00+00:00"
+    mlflow_server.stop()  # one stop for every step: each server start costs time
+    for step in (
+        lambda: prompts.production(spec.name),  # an outage is not "no production prompt"
+        lambda: evaluation.compare_and_decide(spec, window),
+        lambda: evaluation.record(spec, window, decided, run=run, deciding=True),
+    ):
+        with pytest.raises(Exception) as error:
+            step()
+        assert outages.describe(error.value) is not None, f"failed for another reason: {error.value!r}"
+    assert storage.list_keys(storage.LlmKeys(spec.name).decisions_prefix) == []  # nothing was recorded
+    mlflow_server.start()
+    assert _prompt_aliases(spec.name) == before  # production did not move on the error
+
+    assert evaluation.compare_and_decide(spec, window)["decision"] == decided["decision"]  # the retries
+    result = evaluation.record(spec, window, decided, run=run, deciding=True)
+    assert result["production_before"] == "1" and result["production_after"] == "4" and result["promoted"]
+    assert prompts.production(spec.name) == "4"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from continuum import batches, decision, landing, pipeline, registry, storage
+from continuum import batches, decision, landing, lease, pipeline, registry, storage
 from continuum.storage import Keys
 
 DOMAIN = "insurance_claim_risk"
@@ -61,6 +61,27 @@ def test_a_batch_with_no_asset_event_is_still_decided(loop):
     record = decision.load(DOMAIN, batch_id)
     assert record.finished and record.promoted
     assert batches.pending(DOMAIN) == []
+    assert lease.current(DOMAIN) is None  # the run gave the domain's decision lease back
+
+
+def test_while_another_run_holds_the_lease_a_run_skips_and_the_cli_refuses(loop, capsys):
+    """The scheduler's run skips (no failure, no retry, no alert); `ingest --run` says who holds it."""
+    from continuum import cli, dagrun
+
+    batch_id = land(DOMAIN, loop.batch(DOMAIN, n=300, seed=1))
+    lease.acquire(DOMAIN, "asset_triggered__2026-03-02T12:00:00_abc", batch_id)  # e.g. the scheduler's run
+    assert dagrun.run(f"{DOMAIN}_decide") == "success"
+    assert decision.load(DOMAIN, batch_id).steps == [] and batches.pending(DOMAIN) == [batch_id]
+    assert storage.list_keys(f"alerts/{DOMAIN}/") == []
+    assert lease.current(DOMAIN).holder == "asset_triggered__2026-03-02T12:00:00_abc"  # left alone
+
+    path = loop.write(loop.batch(DOMAIN, n=300, seed=2))
+    capsys.readouterr()
+    assert cli.main(["ingest", DOMAIN, str(path), "--run"]) == 4
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("continuum:")]
+    assert len(err) == 1 and "being decided by run asset_triggered__2026-03-02T12:00:00_abc" in err[0]
+    assert f"batch {batch_id}" in err[0]
+    assert decision.load(DOMAIN, batch_id).steps == []  # nothing was decided
 
 
 def test_monitor_retry_after_the_baseline_was_registered_keeps_no_champion(loop, monkeypatch):

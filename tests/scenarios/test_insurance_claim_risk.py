@@ -103,12 +103,34 @@ def test_broken_batch_is_quarantined_and_the_champion_untouched(trained):
     assert any(storage.get_json(k)["batch_id"] == record["batch_id"] for k in alerts)
 
 
-def test_unreadable_file_ends_in_quarantine_with_a_reason(loop, tmp_path):
-    junk = tmp_path / "batch.csv"
-    junk.write_bytes(b"")
-    record = loop.ingest(DOMAIN, path=junk)
-    assert record["quarantined"] is True
-    assert record["validation"]["reason"]
+def test_corrupt_files_are_quarantined_and_the_next_good_batch_is_still_decided(trained, tmp_path):
+    """Through the real decide DAG: binary junk named .csv and a truncated Parquet file, then a good batch."""
+    import io
+
+    import numpy as np
+
+    from continuum import decision, lease
+
+    loop, first = trained
+    champion = registry.champion(DOMAIN).version
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(np.random.default_rng(7).bytes(4096))
+    buffer = io.BytesIO()
+    loop.batch(DOMAIN, n=500, seed=8).to_parquet(buffer, index=False)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(buffer.getvalue()[:-200])
+    for path, reason in ((junk, "binary data"), (truncated, "not a readable parquet file")):
+        record = loop.ingest(DOMAIN, path=path)
+        assert record["quarantined"] is True and record["finished"] is True
+        assert reason in record["validation"]["reason"], record["validation"]
+        assert record["challenger"] is None and registry.champion(DOMAIN).version == champion
+        assert storage.list_keys(Keys(DOMAIN).quarantine(record["batch_id"]))
+        assert lease.current(DOMAIN) is None  # the quarantining run gave the lease back
+
+    good = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=2))  # the platform keeps deciding
+    assert good["finished"] is True and good["quarantined"] is False and good["scores"]
+    assert decision.load(DOMAIN, good["batch_id"]).done("score")
+    assert registry.champion(DOMAIN).version == champion == good["champion"]["version"]
 
 
 def test_rollback_restores_the_previous_champion(trained):

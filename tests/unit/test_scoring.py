@@ -172,3 +172,15 @@ def test_smoke_test_catches_broken_models(output, message):
 def test_smoke_test_reports_missing_feature_columns(model):
     with pytest.raises(scoring.SmokeTestFailed, match="x"):
         scoring.smoke_test(_spec(), model, _frame(10).drop(columns=["x"]))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_score_refuses_the_shadow_promotion(model, value):
+    def one_infinite(n):
+        proba = np.full((n, 2), 0.5)
+        proba[3] = [0.5, value]
+        return proba
+
+    reasons, shift = scoring.shadow_check(_spec(), _Broken(one_infinite), model, _frame(20))
+    assert reasons == ["challenger gave 1 non-finite score(s) (NaN or inf) on 20 rows"] and shift is None
+    assert scoring.shadow_check(_spec(), model, model, _frame(20)) == ([], 0.0)  # a sound challenger passes

@@ -166,6 +166,32 @@ def test_allowed_package_still_needs_a_base_estimator(monkeypatch, hostile_modul
         specs.resolve_estimator("hostile_pkg.Thing")
 
 
+def test_a_class_that_is_no_base_estimator_is_a_spec_error_at_validation_time(tmp_path, monkeypatch, hostile_module):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    write(spec_dir, "odd", VALID.format(name="odd").replace("sklearn.linear_model.LogisticRegression", "hostile_pkg.Thing"))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(spec_dir))
+    monkeypatch.setenv("CONTINUUM_ESTIMATOR_PACKAGES", "hostile_pkg")
+    assert "odd" in [s.name for s in specs.load_domains()[0]]  # DAG parse time: nothing imported
+    assert not hostile_module.exists()
+    with pytest.raises(specs.SpecLoadError) as error:
+        specs.get_domain("odd")  # what the CLI and every task load
+    assert error.value.error.field == "model.estimator"
+    assert "not a scikit-learn estimator" in error.value.error.message
+    loaded, errors = specs.load_domains(import_estimators=True)  # `continuum domains`
+    assert "odd" not in [s.name for s in loaded] and [e.field for e in errors] == ["model.estimator"]
+
+
+def test_the_allow_list_is_checked_before_the_import_at_validation_time(tmp_path, monkeypatch, hostile_module):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    write(spec_dir, "evil", VALID.format(name="evil").replace("sklearn.linear_model.LogisticRegression", "hostile_pkg.Thing"))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(spec_dir))
+    loaded, errors = specs.load_domains(import_estimators=True)
+    assert errors[0].field == "model.estimator" and "outside the allowed estimator packages" in errors[0].message
+    assert not hostile_module.exists()  # refused by name, never imported
+
+
 def test_shell_popen_is_never_instantiated(tmp_path):
     from continuum import training
 

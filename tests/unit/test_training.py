@@ -249,3 +249,17 @@ def test_batch_ids_that_are_not_hex_never_reach_an_mlflow_filter(mlflow_store):
     train, holdout = training.split(simulate.generate(DOMAIN, 600, seed=4), spec)
     with pytest.raises(ValueError, match="16 hex digits"):
         training.train_and_register(spec, train, holdout, batch_id="x' or '1'='1", dataset_uri="s3://x/y")
+
+
+def test_the_test_pause_in_fit_is_inert_unless_set_and_pauses_only_once(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.delenv(training.TEST_PAUSE_IN_FIT, raising=False)
+    started = time.monotonic()
+    training._test_pause_in_fit()  # unset: nothing happens
+    marker = tmp_path / "pause"
+    marker.write_text("1234")  # an earlier fit paused already: this one (the retry) goes on at once
+    monkeypatch.setenv(training.TEST_PAUSE_IN_FIT, str(marker))
+    training._test_pause_in_fit()
+    assert time.monotonic() - started < 5 and marker.read_text() == "1234"
+    assert list(tmp_path.iterdir()) == [marker]
