@@ -7,6 +7,7 @@ service. Each test gets its own bucket names, so tests do not see each other's d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -76,6 +77,10 @@ def s3(s3_endpoint, monkeypatch):
     The bucket names stay fixed (the DAGs' Asset URIs name the bucket, and Airflow
     keeps one URI per asset name), so isolation comes from emptying them.
     """
+    return _fresh_buckets(monkeypatch)
+
+
+def _fresh_buckets(monkeypatch):
     from continuum import settings, storage
 
     monkeypatch.setenv("CONTINUUM_BUCKET", "continuum")
@@ -97,15 +102,36 @@ def _empty(client, bucket: str) -> None:
 @pytest.fixture
 def mlflow_store(s3, tmp_path, monkeypatch):
     """An MLflow tracking store of this test's own, with artefacts in the test's S3 bucket."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with _own_mlflow(monkeypatch, tmp_path) as uri:
+        yield uri
+
+
+@contextlib.contextmanager
+def _own_mlflow(monkeypatch, directory: Path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
     monkeypatch.setenv("CONTINUUM_MLFLOW_ARTIFACTS", f"s3://{os.environ['CONTINUUM_MLFLOW_BUCKET']}/")
     import mlflow
 
     # set_tracking_uri is process-global and outlives monkeypatch: reset it on teardown, or a
     # later test's MLFLOW_TRACKING_URI would be ignored in favour of this test's store.
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    yield os.environ["MLFLOW_TRACKING_URI"]
-    mlflow.set_tracking_uri(None)
+    try:
+        yield os.environ["MLFLOW_TRACKING_URI"]
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def module_services(s3_endpoint, tmp_path_factory):
+    """`s3` and `mlflow_store` for a whole module: a story told once and asserted by several tests.
+
+    Yields the module's MonkeyPatch, so the module can set more variables (e.g. its domains path)
+    that are undone with these.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _fresh_buckets(monkeypatch)
+        with _own_mlflow(monkeypatch, tmp_path_factory.mktemp("mlflow")):
+            yield monkeypatch
 
 
 @pytest.fixture(scope="session")

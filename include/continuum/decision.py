@@ -32,6 +32,10 @@ class Drift(BaseModel):
     share: float = 0.0
     columns: list[str] = Field(default_factory=list)
     report: str | None = None
+    not_compared: list[str] = Field(
+        default_factory=list,
+        description="feature columns the champion's reference lacks (added to the spec after it was trained)",
+    )
 
 
 class Performance(BaseModel):
@@ -97,6 +101,8 @@ class Estimate(BaseModel):
 class DecisionRecord(BaseModel):
     domain: str
     batch_id: str
+    # `DomainSpec.content_hash()` of the spec the batch was gated under: which contract decided it.
+    spec_hash: str | None = None
     validation: Validation = Field(default_factory=Validation)
     quarantined: bool = False
     drift: Drift = Field(default_factory=Drift)

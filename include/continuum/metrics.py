@@ -132,7 +132,12 @@ def positive_scores(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
         raise ValueError(
             f"positive_label {label!r} (data.positive_label) is not a class the model learned: {classes}"
         )
-    return model.predict_proba(frame)[:, classes.index(label)]
+    from continuum import training
+
+    # A fitted pipeline gets exactly its training columns (a column a newer spec added is
+    # dropped); a model that records none (a rules model) reads what it needs by name.
+    inputs = frame if training.trained_columns(model) is None else training.model_inputs(spec, model, frame)
+    return model.predict_proba(inputs)[:, classes.index(label)]
 
 
 def metric_names(spec: DomainSpec) -> list[str]:

@@ -2,9 +2,9 @@
 
 `detect_drift` compares a batch with the champion's reference sample through
 Evidently's `DataDriftPreset`, column by column, on the spec's feature columns
-only (the id, the label and datetime columns say nothing about the inputs the
-model sees). `champion_metric` and `below_floor` answer the second question on
-labelled batches. Evidently takes seconds to import, so it is imported inside
+that the reference has too (the id, the label and datetime columns say nothing
+about the inputs the model sees; a column the spec added later has no reference).
+`champion_metric` and `below_floor` answer the second question on labelled batches. Evidently takes seconds to import, so it is imported inside
 `detect_drift` only: the DAG files can import this module at parse time.
 """
 
@@ -40,6 +40,10 @@ class DriftResult(BaseModel):
     )
     reference_rows: int
     current_rows: int
+    not_compared: list[str] = Field(
+        default_factory=list,
+        description="feature columns the reference lacks (added to the spec after the champion was trained)",
+    )
 
 
 def drift_columns(spec: DomainSpec) -> tuple[list[str], list[str]]:
@@ -180,11 +184,20 @@ def detect_drift(
     Columns entirely empty in one frame count as drifted without Evidently (it
     refuses them); if every column is, the HTML is "". Dataset drift is
     `share >= monitoring.drift_share`. Scores and columns follow the spec's order.
+    Feature columns the reference lacks (the spec added them after the champion was
+    trained) are left out and listed in `not_compared`; the current batch must have
+    every one (the validation gate sees to it).
     """
     numerical, categorical = drift_columns(spec)
+    # A column added to the contract after the champion was trained is not in its reference:
+    # drift is measured on the columns both sides have, and the rest is named in the result.
+    not_compared = [name for name in [*numerical, *categorical] if name not in reference.columns]
+    numerical = [name for name in numerical if name not in not_compared]
+    categorical = [name for name in categorical if name not in not_compared]
     if not numerical and not categorical:
         raise ValueError(
             f"{spec.name}: no int/float/category/bool/string feature column to compare for drift"
+            + (f" (the reference has none of {not_compared})" if not_compared else "")
         )
     ref = _prepare(reference, numerical, categorical, "reference", max_rows, seed)
     cur = _prepare(current, numerical, categorical, "current", max_rows, seed)
@@ -207,15 +220,19 @@ def detect_drift(
     else:
         counted = None
     ordered = {c.name: scores[c.name] for c in spec.data.feature_columns if c.name in scores}
-    result = _result(ordered, counted, drift_share, len(ref), len(cur))
+    result = _result(ordered, counted, drift_share, len(ref), len(cur)).model_copy(
+        update={"not_compared": not_compared}
+    )
     log.info(
-        "event=drift domain=%s detected=%s share=%.3f columns=%s reference_rows=%d current_rows=%d",
+        "event=drift domain=%s detected=%s share=%.3f columns=%s reference_rows=%d current_rows=%d"
+        " not_compared=%s",
         spec.name,
         result.detected,
         result.share,
         ",".join(result.columns) or "-",
         len(ref),
         len(cur),
+        ",".join(not_compared) or "-",
     )
     return result, html
 

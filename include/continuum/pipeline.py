@@ -202,6 +202,7 @@ def run_gate(domain: str, batch_id: str, where: dict | None = None) -> dict:
         return _gate_scheduled_retrain(spec, decision.load(domain, batch_id), request)
     outcome = validation.gate(spec, batch_id)  # idempotent: returns the stored outcome when gated before
     record = decision.load(domain, batch_id)
+    record.spec_hash = spec.content_hash()
     record.validation = decision.Validation(
         success=outcome["success"],
         failed=outcome["failed"],
@@ -348,6 +349,7 @@ def run_monitor(domain: str, batch_id: str) -> dict:
             share=drift.share,
             columns=drift.columns,
             report=storage.uri(keys.drift_report(batch_id)),
+            not_compared=drift.not_compared,
         )
         model = registry.load(domain, champion.version)
         record.performance.value = monitoring.champion_metric(spec, model, frame)
@@ -403,7 +405,7 @@ def _training_data(spec: DomainSpec, batch_id: str, frame: pd.DataFrame, champio
     The holdout comes from the new batch only, so challenger and champion are judged
     on the world as it is now and neither has seen it.
     """
-    import pandas as pd
+    from continuum.validation import concat_batches
 
     keys = Keys(spec.name)
     window: list[str] = []
@@ -411,7 +413,8 @@ def _training_data(spec: DomainSpec, batch_id: str, frame: pd.DataFrame, champio
         window = [b for b in storage.get_json(keys.window(champion.version)) if b != batch_id]
     window = window[-(spec.training.window_batches - 1) :] if spec.training.window_batches > 1 else []
     new_train, holdout = _holdout(spec, frame)
-    train = pd.concat([*(storage.get_frame(keys.validated(b)) for b in window), new_train], ignore_index=True)
+    # Older batches may predate a column the spec added: it is null there (the pipeline imputes it).
+    train = concat_batches(spec, [*(storage.get_frame(keys.validated(b)) for b in window), new_train])
     return train, holdout, [*window, batch_id]
 
 

@@ -8,8 +8,9 @@
 | recommendations | user, rank, item, score (top `k` items per user)         |
 
 `<id>` is `data.id_column`, or the frame's index (column `index`) when the
-frame has no id. Only the contract's feature columns reach the model, so an
-extra column in a batch never changes a score. `smoke_test` runs before a
+frame has no id. Only the columns the model was trained on reach it
+(`training.model_inputs`), so an extra column in a batch, or one a newer spec
+added, never changes a score. `smoke_test` runs before a
 promoted model scores anything: a model that cannot score a sample must not
 write a batch of garbage.
 """
@@ -51,8 +52,8 @@ def _positive_column(spec: DomainSpec, model, width: int) -> int:
 
 
 def probabilities(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
-    """The model's probability of the positive label for each row of `frame` (only its features reach the model)."""
-    proba = model.predict_proba(training.features(spec, frame))
+    """The model's probability of the positive label for each row of `frame` (exactly the columns it was trained on)."""
+    proba = model.predict_proba(training.model_inputs(spec, model, frame))
     return proba[:, _positive_column(spec, model, proba.shape[1])]
 
 
@@ -64,7 +65,7 @@ def smoke_test(spec: DomainSpec, model, sample: pd.DataFrame) -> None:
     if sample.empty:
         raise SmokeTestFailed(f"{where}: the sample has no rows; pass rows of a validated batch")
     try:
-        proba = np.asarray(model.predict_proba(training.features(spec, sample)), dtype="float64")
+        proba = np.asarray(model.predict_proba(training.model_inputs(spec, model, sample)), dtype="float64")
     except Exception as exc:  # any failure of a user's model is the finding, not a crash
         raise SmokeTestFailed(f"{where}: predict_proba failed ({type(exc).__name__}: {exc})") from exc
     classes = getattr(model, "classes_", None)

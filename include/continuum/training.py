@@ -132,6 +132,36 @@ def features(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[names]
 
 
+def trained_columns(model) -> list[str] | None:
+    """The input columns a fitted model learnt from (scikit-learn's `feature_names_in_`), or None
+    for a model that does not record them (a rules model, a stand-in)."""
+    names = getattr(model, "feature_names_in_", None)  # a Pipeline asks its first step
+    return None if names is None else [str(name) for name in names]
+
+
+def model_inputs(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
+    """Exactly the columns `model` was trained on, in its order; a model that does not record
+    them (a rules baseline) gets the contract's features that the frame has.
+
+    A contract changes under a live champion: a column added to the spec (and to the
+    batches) is dropped here, so the champion keeps scoring with what it learnt until a
+    challenger trained on the new contract replaces it; and the champion's own reference
+    sample, written before the column existed, still smoke-tests it. A column the champion
+    needs and the frame lacks (removed from the spec) cannot be made up, so it is an error.
+    """
+    names = trained_columns(model)
+    if names is None:
+        names = [c.name for c in spec.data.feature_columns if c.type != "datetime"]
+        return frame[[n for n in names if n in frame.columns]]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{spec.name}: the model was trained on column(s) {missing} that the data no longer has; restore them in"
+            " data.columns (retire a column with `feature: false` first, see `continuum domains --champions`)"
+        )
+    return frame[names]
+
+
 def _labels(spec: DomainSpec, frame: pd.DataFrame) -> pd.Series:
     target = spec.data.target
     if target not in frame.columns:
@@ -330,7 +360,9 @@ def train_and_register(
         return done
     started = time.monotonic()
     experiment_id = tracking.ensure_experiment(spec.name)
-    run_tags = {"domain": spec.name, "batch_id": batch_id, "role": role, **(tags or {})}
+    # spec_hash: the contract the version was trained under (DomainSpec.content_hash), on its run and version.
+    run_tags = {"domain": spec.name, "batch_id": batch_id, "role": role, "spec_hash": spec.content_hash()}
+    run_tags |= tags or {}
     earlier = _run_for(experiment_id, batch_id, role)
     run_context = (
         mlflow.start_run(run_id=earlier) if earlier else mlflow.start_run(run_name=f"train-{batch_id}", tags=run_tags)

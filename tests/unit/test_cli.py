@@ -128,6 +128,8 @@ def test_status_shows_validation_warnings_of_recent_batches(capsys, s3, mlflow_s
     assert payload["warnings"][0]["batch_id"] == "00000000000000b1"
     assert payload["warnings"][0]["checks"] == ["expect_compound_columns_to_be_unique"]
     assert payload["decisions"][0]["validation"]["warnings"] == ["expect_compound_columns_to_be_unique"]
+    # The record names the contract that decided it.
+    assert payload["decisions"][0]["spec_hash"] == cli.specs.get_domain("no_ids").content_hash()
     report = s3.get_json(keys.validation_report("00000000000000b1"))
     assert report["warnings"][0]["severity"] == "warn" and "values" in report["warnings"][0]["summary"]
 

@@ -146,7 +146,9 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
     client = mlflow.MlflowClient()
     version = client.get_model_version(DOMAIN, result.version)
     assert result.model_uri == f"models:/{DOMAIN}/{result.version}" and version.run_id == result.run_id
-    assert version.tags == {"domain": DOMAIN, "batch_id": B1, "role": "model", "why": "test"}  # the run's tags
+    # the run's tags, and the hash of the spec the version was trained under
+    spec_hash = spec.content_hash()
+    assert version.tags == {"domain": DOMAIN, "batch_id": B1, "role": "model", "spec_hash": spec_hash, "why": "test"}
     experiment = client.get_experiment_by_name(DOMAIN)
     assert result.experiment == DOMAIN
     assert experiment.artifact_location == f"s3://{tracking.settings.mlflow_bucket()}/{DOMAIN}"

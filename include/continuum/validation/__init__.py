@@ -7,7 +7,14 @@ GX, pandas and pyarrow are imported inside the functions, so importing this pack
 stays cheap for DAG files.
 """
 
-from continuum.validation.checks import FailedExpectation, ValidationResult, conform, validate
+from continuum.validation.checks import (
+    FailedExpectation,
+    ValidationResult,
+    align_to_contract,
+    concat_batches,
+    conform,
+    validate,
+)
 from continuum.validation.gating import gate
 from continuum.validation.reading import UnreadableBatch, read_batch
 from continuum.validation.suite import SuiteError, build_suite
@@ -17,7 +24,9 @@ __all__ = [
     "SuiteError",
     "UnreadableBatch",
     "ValidationResult",
+    "align_to_contract",
     "build_suite",
+    "concat_batches",
     "conform",
     "gate",
     "read_batch",

@@ -315,6 +315,45 @@ def conform(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index).reset_index(drop=True)
 
 
+def align_to_contract(spec: DomainSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """A batch validated under an older version of the contract, in the current one's columns.
+
+    A column the spec added since is there, all null in its declared (nullable) type, so a
+    training window that spans the change concatenates without turning an int column into
+    floats; a column the spec no longer declares is left out. A batch validated under the
+    current contract comes back unchanged.
+    """
+    import pandas as pd
+
+    columns = {}
+    for column in spec.data.columns:
+        if column.name in frame.columns:
+            columns[column.name] = frame[column.name]
+        elif column.name != spec.data.target:  # an unlabelled batch stays unlabelled
+            empty = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            columns[column.name] = _cast(pd, column, empty, nullable=True)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def concat_batches(spec: DomainSpec, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Validated batches as one frame under the current contract (`align_to_contract` each).
+
+    A column a batch predates is all null there; pandas warns that such entries will count
+    when it picks the result's dtype (category today, object later for a category column).
+    The training pipeline imputes and one-hot encodes both alike, so the warning is silenced.
+    """
+    import warnings
+
+    import pandas as pd
+
+    aligned = [align_to_contract(spec, frame) for frame in frames]
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The behavior of DataFrame concatenation with empty", category=FutureWarning
+        )
+        return pd.concat(aligned, ignore_index=True)
+
+
 def _strict(column) -> bool:
     """No null can pass the contract: its type and not-null checks quarantine on the first fault.
     Otherwise (a `warn` or a `mostly` below 1) a bad value passes and becomes a null here."""
