@@ -59,6 +59,16 @@ class Challenger(ModelVersion):
     why_not: list[str] = Field(default_factory=list)
 
 
+class ScoreSummary(BaseModel):
+    """The distribution of one batch's scores, checked (`scoring.check_scores`) before they were written."""
+
+    rows: int
+    columns: dict[str, dict[str, float]] = Field(
+        description="score column -> mean and quantiles p01, p05, p25, p50, p75, p95, p99"
+    )
+    flagged: float | None = Field(None, description="share of rows flagged (fraud), else null")
+
+
 class Shadow(BaseModel):
     """The registered challenger, loaded as scoring loads it, scoring this batch before `champion` moves."""
 
@@ -91,6 +101,7 @@ class DecisionRecord(BaseModel):
     promoted: bool = False
     champion: ModelVersion | None = None
     scores: str | None = None
+    score_summary: ScoreSummary | None = None
     # Steps whose work is complete; a rerun of a listed step returns without side effects.
     steps: list[Step] = Field(default_factory=list)
     finished: bool = False

@@ -519,9 +519,21 @@ def run_scoring(domain: str, batch_id: str) -> dict:
         else:
             model = registry.load(domain, champion.version)  # the version read, not whatever the alias says later
             frame = storage.get_frame(keys.validated(batch_id))
-            scoring.smoke_test(spec, model, storage.get_frame(keys.reference(champion.version)).head(SMOKE_ROWS))
-            storage.put_frame(keys.scores(batch_id), scoring.score(spec, model, frame))
+            reference = storage.get_frame(keys.reference(champion.version))
+            scoring.smoke_test(spec, model, reference.head(SMOKE_ROWS))
+            scores = scoring.score(spec, model, frame, reference=reference)
+            scoring.check_scores(spec, scores, where=f" batch {batch_id} (champion v{champion.version})")
+            storage.put_frame(keys.scores(batch_id), scores)
             record.scores = storage.uri(keys.scores(batch_id))
+            record.score_summary = scoring.summarize(spec, scores)
+            log.info(
+                "event=scored domain=%s batch_id=%s version=%s rows=%d %s",
+                domain,
+                batch_id,
+                champion.version,
+                len(scores),
+                " ".join(f"mean_{c}={v['mean']:.4g}" for c, v in record.score_summary.columns.items()),
+            )
             record.champion = _model_version(champion)
         record.mark("score")
     finish(record)

@@ -303,6 +303,26 @@ class Scoring(OpenModel):
     """What batch scoring writes: probabilities, premiums, fraud flags or top-k recommendations."""
 
     kind: Literal["probability", "premium", "fraud", "recommendations"] = "probability"
+    reason_codes: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Reason codes written next to each score (reason_1..N); default 3 for premium and fraud "
+        "(decisions a customer or regulator may ask about), 0 otherwise",
+    )
+
+    @model_validator(mode="after")
+    def _reasons_fit_kind(self) -> Scoring:
+        if self.kind == "recommendations" and self.reason_codes:
+            raise ValueError("reason_codes apply to one score per row; recommendations rank items per user")
+        return self
+
+    @property
+    def reasons(self) -> int:
+        """How many reason codes scoring writes per row."""
+        if self.reason_codes is not None:
+            return self.reason_codes
+        return 3 if self.kind in ("premium", "fraud") else 0
 
 
 class DomainSpec(OpenModel):
