@@ -348,6 +348,18 @@ class DomainSpec(OpenModel):
             raise ValueError(f"blessing.segment_column '{column}' is not one of the declared columns")
         return self
 
+    @model_validator(mode="after")
+    def _random_state_is_the_seed(self) -> DomainSpec:
+        # One source for the seed: training.seed splits the holdout and seeds the estimator, so a
+        # retrain on the same window reproduces its metrics (training.instantiate sets it).
+        given = self.model.params.get("random_state")
+        if given is not None and given != self.training.seed:
+            raise ValueError(
+                f"model.params.random_state ({given}) differs from training.seed ({self.training.seed}); the"
+                " estimator's random_state comes from training.seed: remove it from model.params or set training.seed"
+            )
+        return self
+
     @property
     def bless_floor(self) -> float:
         return self.blessing.min_value if self.blessing.min_value is not None else self.monitoring.floor

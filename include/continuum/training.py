@@ -55,9 +55,22 @@ def instantiate(spec: DomainSpec, section: str, example: str):
     except EstimatorError as exc:
         raise ValueError(f"{spec.name}: {section}.estimator {exc}; use a class path like {example}") from exc
     try:
-        return cls(**model.params)
+        estimator = cls(**model.params)
     except TypeError as exc:
         raise ValueError(f"{spec.name}: {section}.params do not fit {path} ({exc}); fix {section}.params") from exc
+    return seeded(estimator, spec.training.seed)
+
+
+def seeded(estimator, seed: int):
+    """`estimator` with `random_state` set to the training seed, when it takes one.
+
+    Without it HistGradientBoosting's early-stopping split (on by default above 10k rows),
+    a forest's bootstrap or a search's sampling differ run to run, and a retrain on the same
+    window would not reproduce its metrics.
+    """
+    if "random_state" in estimator.get_params(deep=False):
+        estimator.set_params(random_state=seed)
+    return estimator
 
 
 def make_estimator(spec: DomainSpec):
@@ -179,6 +192,7 @@ def _params(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> dic
     return {
         "estimator": spec.model.estimator,
         **params,
+        "seed": spec.training.seed,  # the split's and the estimator's random_state (`seeded`)
         "train_rows": len(train),
         "holdout_rows": len(holdout),
     }
