@@ -59,6 +59,15 @@ class Challenger(ModelVersion):
     why_not: list[str] = Field(default_factory=list)
 
 
+class Baselines(BaseModel):
+    """The simple models (class prior, logistic regression) trained on the challenger's window, on its holdout."""
+
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    best: str | None = Field(None, description="the baseline best on the primary metric")
+    gain: float | None = Field(None, description="challenger minus best on the primary metric; > 0 is better")
+    required: float | None = Field(None, description="blessing.min_gain_over_baseline; null: recorded, not judged")
+
+
 class ScoreSummary(BaseModel):
     """The distribution of one batch's scores, checked (`scoring.check_scores`) before they were written."""
 
@@ -100,6 +109,7 @@ class DecisionRecord(BaseModel):
     promotion: Promotion | None = None
     promoted: bool = False
     champion: ModelVersion | None = None
+    baselines: Baselines | None = None
     scores: str | None = None
     score_summary: ScoreSummary | None = None
     # Steps whose work is complete; a rerun of a listed step returns without side effects.

@@ -280,7 +280,12 @@ def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, 
 
     champion_model = registry.load(spec.name, champion.version) if champion is not None else None
     comparison = blessing.compare_on_holdout(spec, challenger_model, champion_model, holdout)
+    comparison["baselines"] = record.baselines.metrics if record.baselines else None
     blessed, why_not = blessing.bless(spec, **comparison)
+    if record.baselines is not None:
+        record.baselines.best, record.baselines.gain = blessing.best_baseline(
+            spec, comparison["challenger"], record.baselines.metrics
+        )
     record.champion_before = _model_version(champion) if champion is not None else None
     record.challenger.metrics = comparison["challenger"]
     record.challenger.blessed, record.challenger.why_not = blessed, why_not
@@ -323,6 +328,7 @@ def run_training(domain: str, batch_id: str) -> dict:
         pipeline = registry.load(domain, result.version)
     _save_lineage(spec, result.version, train, window)
     record.challenger = decision.Challenger(version=result.version, run_id=result.run_id)
+    record.baselines = _baselines(spec, train, holdout)
     _judge(spec, record, pipeline, champion, holdout)
     record.mark("train")
     record.save()
@@ -339,6 +345,17 @@ def run_training(domain: str, batch_id: str) -> dict:
     return _train_outcome(record)
 
 
+def _baselines(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> decision.Baselines:
+    """The simple models fitted on the challenger's window and scored on its holdout (judged in `_judge`)."""
+    from continuum import baselines, metrics
+
+    fitted = baselines.reference_models(spec, train)
+    return decision.Baselines(
+        metrics={name: metrics.evaluate(spec, model, holdout) for name, model in fitted.items()},
+        required=spec.blessing.min_gain_over_baseline,
+    )
+
+
 def _record_blessing(spec: DomainSpec, challenger: decision.Challenger, comparison: dict, blessed: bool, why_not: list[str]) -> None:
     """Put the verdict where MLflow users look: the challenger's run and its model version."""
     import math
@@ -349,6 +366,10 @@ def _record_blessing(spec: DomainSpec, challenger: decision.Challenger, comparis
     for name, value in (comparison["champion"] or {}).items():
         if value is not None and not math.isnan(value):
             client.log_metric(challenger.run_id, f"champion_{name}", float(value))
+    for baseline, values in (comparison.get("baselines") or {}).items():
+        for name, value in values.items():
+            if value is not None and not math.isnan(value):
+                client.log_metric(challenger.run_id, f"baseline_{baseline}_{name}", float(value))
     client.log_text(challenger.run_id, json.dumps(comparison, indent=2, default=str), "blessing.json")
     client.set_tag(challenger.run_id, "blessed", str(blessed).lower())
     client.set_model_version_tag(spec.name, challenger.version, "blessed", str(blessed).lower())

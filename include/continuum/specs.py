@@ -290,6 +290,12 @@ class Blessing(OpenModel):
     alert_after_rejections: int = Field(
         3, ge=1, description="Challengers rejected in a row before challenger_rejected_repeatedly is raised"
     )
+    min_gain_over_baseline: float | None = Field(
+        0.0,
+        description="How much better than the best simple model (class prior, logistic regression) the "
+        "challenger's primary metric must be on the same holdout; 0 = not worse; null measures and records "
+        "the baselines without judging by them",
+    )
     max_score_shift: float | None = Field(
         0.25,
         ge=0,

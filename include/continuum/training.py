@@ -78,8 +78,8 @@ def make_estimator(spec: DomainSpec):
     return instantiate(spec, "model", "sklearn.ensemble.HistGradientBoostingClassifier")
 
 
-def build_pipeline(spec: DomainSpec) -> Pipeline:
-    """Preprocessing by column type from `data.columns`, then the spec's estimator.
+def build_pipeline(spec: DomainSpec, estimator=None) -> Pipeline:
+    """Preprocessing by column type from `data.columns`, then the spec's estimator (or `estimator`).
 
     numbers: median imputation (plus scaling for linear, SVM, neighbour and neural
     models); categories and strings: most frequent value, then one-hot (unknown
@@ -93,8 +93,8 @@ def build_pipeline(spec: DomainSpec) -> Pipeline:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    estimator = make_estimator(spec)
-    scale = spec.model.estimator.startswith(_SCALE_SENSITIVE)
+    estimator = make_estimator(spec) if estimator is None else estimator
+    scale = f"{type(estimator).__module__}.".startswith(_SCALE_SENSITIVE)
     groups: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": []}
     kind = {
         "int": "numeric",
