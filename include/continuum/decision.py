@@ -57,6 +57,9 @@ class ModelVersion(BaseModel):
 class Challenger(ModelVersion):
     blessed: bool = False
     why_not: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the estimator's values of the params the spec sets or tunes"
+    )
 
 
 class Baselines(BaseModel):

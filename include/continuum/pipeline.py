@@ -313,7 +313,7 @@ def run_training(domain: str, batch_id: str) -> dict:
     train, holdout, window = _training_data(spec, batch_id, frame, champion)
     result = training.registered(spec, batch_id, "challenger")
     if result is None:
-        pipeline = training.fit(spec, train)
+        pipeline, search = training.fit_challenger(spec, train)  # tuned on the window when the spec says
         result = training.train_and_register(
             spec,
             train,
@@ -323,11 +323,14 @@ def run_training(domain: str, batch_id: str) -> dict:
             tags={"role": "challenger", "reasons": ",".join(record.retrain.reasons)},
             pipeline=pipeline,
             params={"window": ",".join(window)},
+            search=search,
         )
     else:  # an earlier attempt registered it: judge that very artefact
         pipeline = registry.load(domain, result.version)
     _save_lineage(spec, result.version, train, window)
-    record.challenger = decision.Challenger(version=result.version, run_id=result.run_id)
+    record.challenger = decision.Challenger(
+        version=result.version, run_id=result.run_id, params=training.chosen_params(spec, pipeline)
+    )
     record.baselines = _baselines(spec, train, holdout)
     _judge(spec, record, pipeline, champion, holdout)
     record.mark("train")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 BUILTIN_DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
@@ -224,9 +233,40 @@ class DataContract(OpenModel):
         return [c for c in self.columns if c.protected]
 
 
+class Search(BaseModel):
+    """Tuning within a budget: successive halving over `space` on the training window only.
+
+    `halving` samples `budget` candidates from the lists (HalvingRandomSearchCV); `halving_grid`
+    tries the whole grid (HalvingGridSearchCV), which must then have at most `budget` points.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a typo such as `budjet` must not pass silently
+
+    space: dict[str, list[Any]] = Field(min_length=1, description="estimator parameter -> values to try")
+    budget: int = Field(ge=1, description="candidates the search may try")
+    method: Literal["halving", "halving_grid"] = "halving"
+    cv: int = Field(3, ge=2, description="folds of the training window")
+
+    @model_validator(mode="after")
+    def _space_fits_budget(self) -> Search:
+        empty = [name for name, values in self.space.items() if not values]
+        if empty:
+            raise ValueError(f"space.{empty[0]} lists no values; give at least one")
+        if "random_state" in self.space:
+            raise ValueError("space.random_state cannot be searched: it comes from training.seed")
+        if self.method == "halving_grid":
+            points = math.prod(len(values) for values in self.space.values())
+            if points > self.budget:
+                raise ValueError(
+                    f"the grid has {points} points but budget is {self.budget}; raise budget or use method: halving"
+                )
+        return self
+
+
 class ModelSpec(OpenModel):
     estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
     params: dict[str, Any] = Field(default_factory=dict)
+    search: Search | None = Field(None, description="Tune these params within a budget before training")
 
     @field_validator("estimator")
     @classmethod
@@ -237,6 +277,26 @@ class ModelSpec(OpenModel):
             return check_estimator_path(value)
         except EstimatorError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("search")
+    @classmethod
+    def _space_names_estimator_params(cls, search: Search | None, info: ValidationInfo) -> Search | None:
+        """Every searched name is a parameter of the estimator (its `get_params()`).
+
+        This imports the estimator, at parse time too, but only for a spec that declares a
+        search: a misspelt parameter must fail at load, not after an hour of tuning."""
+        if search is None or "estimator" not in info.data:
+            return search
+        try:
+            known = set(resolve_estimator(info.data["estimator"])().get_params(deep=False))
+        except (EstimatorError, TypeError) as exc:
+            raise ValueError(f"cannot check the search space against the estimator ({exc})") from None
+        unknown = [name for name in search.space if name not in known]
+        if unknown:
+            raise ValueError(
+                f"space.{unknown[0]} is not a parameter of {info.data['estimator']}; its parameters: {', '.join(sorted(known))}"
+            )
+        return search
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
