@@ -90,3 +90,23 @@ def test_without_a_search_the_challenger_is_fitted_as_the_spec_says(window):
     spec = spec.model_copy(update={"model": spec.model.model_copy(update={"params": {"max_iter": 10}})})
     pipeline, search = training.fit_challenger(spec, window)
     assert search is None and pipeline.named_steps["model"].max_iter == 10
+
+
+def test_the_readmes_optional_keys_load_on_the_shipped_claims_spec(tmp_path):
+    """README, "Add a domain", optional sections: the search, seed, baseline gain and reason codes as written."""
+    import re
+
+    from continuum.settings import REPO_ROOT
+
+    section = (REPO_ROOT / "README.md").read_text().split("Optional sections", 1)[1]
+    optional = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    raw = yaml.safe_load(get_domain(DOMAIN).source.read_text())
+    raw["model"]["search"] = optional["model"]["search"]
+    raw["training"]["seed"] = optional["training"]["seed"]
+    raw["blessing"]["min_gain_over_baseline"] = optional["blessing"]["min_gain_over_baseline"]
+    raw["scoring"]["reason_codes"] = optional["scoring"]["reason_codes"]
+    path = tmp_path / f"{DOMAIN}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = specs.load_spec(path)
+    assert spec.model.search.budget == 4 and spec.model.search.method == "halving"
+    assert spec.blessing.min_gain_over_baseline == 0.0 and spec.scoring.reasons == 3
