@@ -174,7 +174,9 @@ def decide_dag(spec: DomainSpec) -> DAG:
             f"(shadow; refused on NaN, a failed load, or a score shift over {spec.blessing.max_score_shift}); "
             "then `champion` moves only if it is still `champion_before` (compare-and-set), the roles are "
             "read back, and a failed smoke test rolls back by itself.\n"
-            f"5. `score`: `scores/{spec.name}/<batch_id>.parquet` with the champion; the batch leaves the queue.\n"
+            f"5. `score`: `scores/{spec.name}/<batch_id>.parquet` with the champion (refused, and the task "
+            "fails, on NaN, inf or a score outside its range: runbook \"Score check failed\"); the batch "
+            "leaves the queue.\n"
             "6. `release_lease` (teardown, also after a failure): the next decision may start.",
             "The batch stays queued and blocks the ones after it (arrival order): fix the cause (MLflow, "
             f"S3) and clear the failed task, or run `continuum ingest {spec.name} <file> --run` again. "

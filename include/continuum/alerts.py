@@ -59,7 +59,8 @@ _RUNBOOK_HINTS: tuple[tuple[str, str], ...] = (
     ("train", "training failed: open this batch's MLflow run; the champion is unchanged"),
     ("bless", "blessing failed: compare challenger and champion in MLflow; the champion is unchanged"),
     ("promot", "promotion failed: check the champion and previous aliases in MLflow; roll back if mixed"),
-    ("scor", "scoring failed: check that the champion alias loads in MLflow, then clear the task"),
+    ("scor", "scoring failed: 'scores not written' names the bad score column (runbook: Score check failed); "
+     "else check that the champion alias loads in MLflow, then clear the task"),
 )
 
 _NAME = re.compile(r"[a-z0-9_]+")  # specs.NAME_PATTERN, without importing pydantic here

@@ -1,4 +1,11 @@
-"""Rules models: what a domain ran before machine learning, registered as the first champion.
+"""Baselines: the rules a domain ran before machine learning, and the simple models every challenger must beat.
+
+`reference_models` fits two simple models on the challenger's own training window, for
+every domain: the class prior (scikit-learn's DummyClassifier, which knows nothing but the
+positive rate) and a logistic regression on the same preprocessed features. Blessing scores
+them on the challenger's holdout (`blessing.min_gain_over_baseline`). They are never
+registered: only a spec's rules baseline below becomes a champion.
+
 
 A spec's `baseline` section names a rules estimator (the "DevOps phase" system:
 code and rules, no learning), so the first ML challenger must beat the shop's
@@ -113,3 +120,28 @@ def fit_baseline(spec: DomainSpec, frame: pd.DataFrame) -> Pipeline:
             f"{spec.name}: cannot fit the baseline without the label column '{target}' (data.target)"
         )
     return build_baseline_pipeline(spec).fit(training.features(spec, frame), frame[target])
+
+
+REFERENCE_MODELS = ("class_prior", "logistic_regression")
+
+
+def reference_models(spec: DomainSpec, frame: pd.DataFrame) -> dict[str, Pipeline]:
+    """The class prior and a logistic regression, fitted on a labelled frame (the challenger's training window).
+
+    Both go through `training.build_pipeline`, so they see exactly the challenger's input
+    features (never keys, protected columns or the label); the regression is scaled and
+    seeded like any linear challenger would be.
+    """
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from continuum import training
+
+    estimators = {
+        "class_prior": DummyClassifier(strategy="prior"),
+        "logistic_regression": training.seeded(LogisticRegression(max_iter=1000), spec.training.seed),
+    }
+    x, y = training.features(spec, frame), frame[spec.data.target]
+    with threadpool_limits(limits=training.threads()):
+        return {name: training.build_pipeline(spec, estimator).fit(x, y) for name, estimator in estimators.items()}

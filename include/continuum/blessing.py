@@ -9,6 +9,9 @@ For lower-is-better metrics (brier, log_loss) the floor is a ceiling.
 
 Both models are scored on the same holdout frame (`compare_on_holdout`), because
 comparing metrics computed on different data compares the data, not the models.
+The simple models of `baselines.reference_models` (class prior, logistic regression),
+trained on the challenger's window, are scored on that holdout too: the challenger
+must beat the best of them by `blessing.min_gain_over_baseline` (null: recorded only).
 """
 
 from __future__ import annotations
@@ -74,17 +77,46 @@ def _segment_reasons(
     return reasons
 
 
+def best_baseline(
+    spec: DomainSpec, challenger: dict[str, float], baselines: dict[str, dict[str, float]]
+) -> tuple[str | None, float | None]:
+    """(the baseline best on the primary metric, the challenger's gain over it); gain > 0 is better,
+    whatever the metric's direction. (None, None) when no baseline has a usable value."""
+    name = spec.monitoring.primary_metric
+    sign = 1.0 if metrics.higher_is_better(name) else -1.0
+    usable = {b: values[name] for b, values in baselines.items() if _usable(values.get(name))}
+    if not usable:
+        return None, None
+    best = max(usable, key=lambda b: sign * usable[b])
+    value = challenger.get(name)
+    return best, (sign * (value - usable[best]) if _usable(value) else None)
+
+
+def _baseline_reason(spec: DomainSpec, challenger: dict[str, float], baselines: dict[str, dict[str, float]]) -> str | None:
+    required = spec.blessing.min_gain_over_baseline
+    best, gain = best_baseline(spec, challenger, baselines)
+    if required is None or best is None or gain is None or gain >= required - _TOLERANCE:
+        return None
+    name = spec.monitoring.primary_metric
+    return (
+        f"{name} {_fmt(challenger[name])} does not beat baseline {best} {_fmt(baselines[best][name])}"
+        f" by blessing.min_gain_over_baseline {_fmt(required)} (gain {_fmt(gain)})"
+    )
+
+
 def bless(
     spec: DomainSpec,
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     challenger_segments: dict[Any, dict[str, float]] | None = None,
     segment_rows: dict[Any, int] | None = None,
+    baselines: dict[str, dict[str, float]] | None = None,
 ) -> tuple[bool, list[str]]:
     """(blessed, reasons): blessed when no threshold fails; each reason names metric, values, segment.
 
     Without a champion (or a champion without the metric) only the value and
-    segment thresholds apply.
+    segment thresholds apply; without `baselines` (name -> holdout metrics of the
+    simple models) the baseline threshold does not.
     """
     name = spec.monitoring.primary_metric
     higher_better = metrics.higher_is_better(name)
@@ -106,6 +138,9 @@ def bless(
             )
     if challenger_segments:
         reasons += _segment_reasons(spec, challenger_segments, segment_rows or {})
+    baseline_reason = _baseline_reason(spec, challenger, baselines or {})
+    if baseline_reason:
+        reasons.append(baseline_reason)
     return not reasons, reasons
 
 

@@ -233,6 +233,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """The champion's score for one row, its reason codes and the model version (JSON)."""
+    from continuum import explain
+    from continuum.local.services import embedded_services
+
+    spec = specs.get_domain(args.domain)
+    try:
+        row = explain.parse_row(spec, args.row)  # a bad row says so before any service starts
+        with embedded_services(migrate=False):
+            payload = explain.explain_row(spec, row)
+    except (explain.RowError, explain.NoChampion) as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(payload, indent=2))
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from continuum import registry
     from continuum.local.services import embedded_services
@@ -370,6 +386,11 @@ def parser() -> argparse.ArgumentParser:
     status_cmd.add_argument("domain")
     status_cmd.add_argument("--limit", type=int, default=5, help="how many recent decisions")
     status_cmd.set_defaults(func=cmd_status)
+
+    explain_cmd = sub.add_parser("explain", help="the champion's score for one row, with its reason codes (JSON)")
+    explain_cmd.add_argument("domain")
+    explain_cmd.add_argument("--row", required=True, help='one row as a JSON object, e.g. \'{"driver_age": 34, ...}\'')
+    explain_cmd.set_defaults(func=cmd_explain)
 
     rollback_cmd = sub.add_parser("rollback", help="move the champion alias back to the previous version")
     rollback_cmd.add_argument("domain")

@@ -62,6 +62,28 @@ class ModelVersion(BaseModel):
 class Challenger(ModelVersion):
     blessed: bool = False
     why_not: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the estimator's values of the params the spec sets or tunes"
+    )
+
+
+class Baselines(BaseModel):
+    """The simple models (class prior, logistic regression) trained on the challenger's window, on its holdout."""
+
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    best: str | None = Field(None, description="the baseline best on the primary metric")
+    gain: float | None = Field(None, description="challenger minus best on the primary metric; > 0 is better")
+    required: float | None = Field(None, description="blessing.min_gain_over_baseline; null: recorded, not judged")
+
+
+class ScoreSummary(BaseModel):
+    """The distribution of one batch's scores, checked (`scoring.check_scores`) before they were written."""
+
+    rows: int
+    columns: dict[str, dict[str, float]] = Field(
+        description="score column -> mean and quantiles p01, p05, p25, p50, p75, p95, p99"
+    )
+    flagged: float | None = Field(None, description="share of rows flagged (fraud), else null")
 
 
 class Shadow(BaseModel):
@@ -113,8 +135,10 @@ class DecisionRecord(BaseModel):
     promotion: Promotion | None = None
     promoted: bool = False
     champion: ModelVersion | None = None
+    baselines: Baselines | None = None
     scores: str | None = None
     estimate: Estimate | None = None  # unlabelled batches: the expected metric before labels arrive
+    score_summary: ScoreSummary | None = None
     # Steps whose work is complete; a rerun of a listed step returns without side effects.
     steps: list[Step] = Field(default_factory=list)
     finished: bool = False

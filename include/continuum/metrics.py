@@ -140,6 +140,24 @@ def positive_scores(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(inputs)[:, classes.index(label)]
 
 
+def scorer(spec: DomainSpec) -> Callable[..., float]:
+    """The spec's primary metric as a scikit-learn scorer `(estimator, X, y) -> float`, for searches.
+
+    scikit-learn maximises a scorer, so a lower-is-better metric is negated.
+    """
+    name = spec.monitoring.primary_metric
+    sign = 1.0 if higher_is_better(name) else -1.0
+    kwargs = _metric_kwargs(spec, name)
+
+    def score(estimator, X, y) -> float:
+        value = compute(
+            name, y, positive_scores(spec, estimator, X), positive_label=spec.data.positive_label, **kwargs
+        )
+        return sign * value
+
+    return score
+
+
 def metric_names(spec: DomainSpec) -> list[str]:
     """The spec's primary metric first, then the standard set."""
     primary = spec.monitoring.primary_metric

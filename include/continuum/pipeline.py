@@ -431,7 +431,12 @@ def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, 
 
     champion_model = registry.load(spec.name, champion.version) if champion is not None else None
     comparison = blessing.compare_on_holdout(spec, challenger_model, champion_model, holdout)
+    comparison["baselines"] = record.baselines.metrics if record.baselines else None
     blessed, why_not = blessing.bless(spec, **comparison)
+    if record.baselines is not None:
+        record.baselines.best, record.baselines.gain = blessing.best_baseline(
+            spec, comparison["challenger"], record.baselines.metrics
+        )
     record.champion_before = _model_version(champion) if champion is not None else None
     record.challenger.metrics = comparison["challenger"]
     record.challenger.blessed, record.challenger.why_not = blessed, why_not
@@ -459,7 +464,7 @@ def run_training(domain: str, batch_id: str) -> dict:
     train, holdout, window = _training_data(spec, batch_id, frame, champion)
     result = training.registered(spec, batch_id, "challenger")
     if result is None:
-        pipeline = training.fit(spec, train)
+        pipeline, search = training.fit_challenger(spec, train)  # tuned on the window when the spec says
         result = training.train_and_register(
             spec,
             train,
@@ -469,11 +474,15 @@ def run_training(domain: str, batch_id: str) -> dict:
             tags={"role": "challenger", "reasons": ",".join(record.retrain.reasons)},
             pipeline=pipeline,
             params={"window": ",".join(window)},
+            search=search,
         )
     else:  # an earlier attempt registered it: judge that very artefact
         pipeline = registry.load(domain, result.version)
     _save_lineage(spec, result.version, train, window)
-    record.challenger = decision.Challenger(version=result.version, run_id=result.run_id)
+    record.challenger = decision.Challenger(
+        version=result.version, run_id=result.run_id, params=training.chosen_params(spec, pipeline)
+    )
+    record.baselines = _baselines(spec, train, holdout)
     _judge(spec, record, pipeline, champion, holdout)
     record.mark("train")
     record.save()
@@ -490,6 +499,17 @@ def run_training(domain: str, batch_id: str) -> dict:
     return _train_outcome(record)
 
 
+def _baselines(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> decision.Baselines:
+    """The simple models fitted on the challenger's window and scored on its holdout (judged in `_judge`)."""
+    from continuum import baselines, metrics
+
+    fitted = baselines.reference_models(spec, train)
+    return decision.Baselines(
+        metrics={name: metrics.evaluate(spec, model, holdout) for name, model in fitted.items()},
+        required=spec.blessing.min_gain_over_baseline,
+    )
+
+
 def _record_blessing(spec: DomainSpec, challenger: decision.Challenger, comparison: dict, blessed: bool, why_not: list[str]) -> None:
     """Put the verdict where MLflow users look: the challenger's run and its model version."""
     import math
@@ -500,6 +520,10 @@ def _record_blessing(spec: DomainSpec, challenger: decision.Challenger, comparis
     for name, value in (comparison["champion"] or {}).items():
         if value is not None and not math.isnan(value):
             client.log_metric(challenger.run_id, f"champion_{name}", float(value))
+    for baseline, values in (comparison.get("baselines") or {}).items():
+        for name, value in values.items():
+            if value is not None and not math.isnan(value):
+                client.log_metric(challenger.run_id, f"baseline_{baseline}_{name}", float(value))
     client.log_text(challenger.run_id, json.dumps(comparison, indent=2, default=str), "blessing.json")
     client.set_tag(challenger.run_id, "blessed", str(blessed).lower())
     client.set_model_version_tag(spec.name, challenger.version, "blessed", str(blessed).lower())
@@ -675,9 +699,21 @@ def run_scoring(domain: str, batch_id: str) -> dict:
         else:
             model = registry.load(domain, champion.version)  # the version read, not whatever the alias says later
             frame = storage.get_frame(keys.validated(batch_id))
-            scoring.smoke_test(spec, model, storage.get_frame(keys.reference(champion.version)).head(SMOKE_ROWS))
-            storage.put_frame(keys.scores(batch_id), scoring.score(spec, model, frame))
+            reference = storage.get_frame(keys.reference(champion.version))
+            scoring.smoke_test(spec, model, reference.head(SMOKE_ROWS))
+            scores = scoring.score(spec, model, frame, reference=reference)
+            scoring.check_scores(spec, scores, where=f" batch {batch_id} (champion v{champion.version})")
+            storage.put_frame(keys.scores(batch_id), scores)
             record.scores = storage.uri(keys.scores(batch_id))
+            record.score_summary = scoring.summarize(spec, scores)
+            log.info(
+                "event=scored domain=%s batch_id=%s version=%s rows=%d %s",
+                domain,
+                batch_id,
+                champion.version,
+                len(scores),
+                " ".join(f"mean_{c}={v['mean']:.4g}" for c, v in record.score_summary.columns.items()),
+            )
             record.champion = _model_version(champion)  # the version that scored: late labels are judged against it
             performance_estimate.after_scoring(spec, record, model, frame)  # unlabelled: CBPE estimate, may warn
         record.mark("score")

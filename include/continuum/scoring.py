@@ -10,13 +10,17 @@
 `<id>` is `data.id_column`, or the frame's index (column `index`) when the
 frame has no id. Only the columns the model was trained on reach it
 (`training.model_inputs`), so an extra column in a batch, or one a newer spec
-added, never changes a score. `smoke_test` runs before a
-promoted model scores anything: a model that cannot score a sample must not
-write a batch of garbage.
+added, never changes a score. Premium and fraud scores also carry
+`reason_1`..`reason_3` (`scoring.reason_codes`; see `continuum.reasons`).
+`smoke_test` runs before a promoted model scores anything: a model that cannot
+score a sample must not write a batch of garbage; `check_scores` then refuses a
+batch whose scores are NaN, infinite or outside their kind's range, and
+`summarize` is what the decision record keeps of their distribution.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from continuum import training
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from continuum.decision import ScoreSummary
     from continuum.specs import DomainSpec
 
 RISK_FACTOR_BOUNDS = (0.5, 3.0)  # no policy pays less than half or more than three times the base
@@ -32,10 +37,26 @@ RISK_FACTOR_BOUNDS = (0.5, 3.0)  # no policy pays less than half or more than th
 # the id. `recommendations` keeps only the top k rows per user (no id): whoever needs every row's
 # probability re-scores the validated batch with the version that scored it (`continuum.labels`).
 PROBABILITY_COLUMNS = {"probability": "probability", "premium": "claim_probability", "fraud": "fraud_score"}
+# The valid range of every score column, per kind: (low, high, low_is_exclusive).
+SCORE_RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "probability": {"probability": (0.0, 1.0, False)},
+    "premium": {
+        "claim_probability": (0.0, 1.0, False),
+        "risk_factor": (*RISK_FACTOR_BOUNDS, False),
+        "premium": (0.0, math.inf, True),  # nobody is insured for nothing
+    },
+    "fraud": {"fraud_score": (0.0, 1.0, False)},
+    "recommendations": {"score": (0.0, 1.0, False)},
+}
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 class SmokeTestFailed(RuntimeError):
     """The model cannot produce valid probabilities on a sample of real rows."""
+
+
+class ScoreCheckFailed(RuntimeError):
+    """A batch's scores are NaN, infinite or out of range: they are not written, the task fails and alerts."""
 
 
 def _positive_column(spec: DomainSpec, model, width: int) -> int:
@@ -53,8 +74,7 @@ def _positive_column(spec: DomainSpec, model, width: int) -> int:
 
 def probabilities(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
     """The model's probability of the positive label for each row of `frame` (exactly the columns it was trained on)."""
-    proba = model.predict_proba(training.model_inputs(spec, model, frame))
-    return proba[:, _positive_column(spec, model, proba.shape[1])]
+    return _positive(spec, model, training.model_inputs(spec, model, frame))
 
 
 def smoke_test(spec: DomainSpec, model, sample: pd.DataFrame) -> None:
@@ -137,8 +157,12 @@ def _recommendations(spec: DomainSpec, p: np.ndarray, frame: pd.DataFrame) -> pd
     return top[["user", "rank", "item", "score"]].reset_index(drop=True)
 
 
-def score(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
-    """The scores of `frame` by `spec.scoring.kind` (see the module table); `frame` is not changed."""
+def score(spec: DomainSpec, model, frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scores of `frame` by `spec.scoring.kind` (see the module table); `frame` is not changed.
+
+    Reason codes (when the spec asks for them) need `reference`, the champion's training
+    sample (`Keys.reference(version)`): its medians and modes are the typical values.
+    """
     if frame.empty:
         raise ValueError(f"{spec.name}: nothing to score, the frame has no rows")
     p = probabilities(spec, model, frame)
@@ -147,13 +171,78 @@ def score(spec: DomainSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
         return _recommendations(spec, p, frame)
     out = _ids(spec, frame)
     if kind == "probability":
-        return out.assign(probability=p)
-    if kind == "premium":
-        return _premium(spec, p, out)
-    if kind == "fraud":
+        out = out.assign(probability=p)
+    elif kind == "premium":
+        out = _premium(spec, p, out)
+    elif kind == "fraud":
         threshold = float(_extra(spec).get("threshold", 0.5))
-        return out.assign(fraud_score=p, flag=p >= threshold)
-    raise ValueError(f"{spec.name}: unknown scoring.kind '{kind}'")  # pragma: no cover - specs forbid it
+        out = out.assign(fraud_score=p, flag=p >= threshold)
+    else:  # pragma: no cover - specs forbid it
+        raise ValueError(f"{spec.name}: unknown scoring.kind '{kind}'")
+    if spec.scoring.reasons:
+        out = out.join(reason_columns(spec, model, frame, reference).reset_index(drop=True))
+    return out
+
+
+def reason_columns(
+    spec: DomainSpec, model, frame: pd.DataFrame, reference: pd.DataFrame | None, n: int | None = None
+) -> pd.DataFrame:
+    """`reason_1`..`reason_n` of each row of `frame` (n: the spec's `scoring.reasons`, else 3)."""
+    from continuum import reasons
+
+    if reference is None:
+        raise ValueError(
+            f"{spec.name}: reason codes need the champion's training sample (models/<domain>/<version>/reference.parquet)"
+        )
+    features = training.model_inputs(spec, model, frame)  # the champion's own columns, as it scores
+    typical = reasons.typical_values(spec, reference, list(features.columns))
+    contribution = reasons.contributions(features, lambda x: _positive(spec, model, x), typical)
+    return reasons.reason_codes(features, contribution, n or spec.scoring.reasons or 3)
+
+
+def _positive(spec: DomainSpec, model, features: pd.DataFrame) -> np.ndarray:
+    proba = model.predict_proba(features)
+    return proba[:, _positive_column(spec, model, proba.shape[1])]
+
+
+def check_scores(spec: DomainSpec, scores: pd.DataFrame, where: str = "") -> None:
+    """Raise ScoreCheckFailed naming every score column with NaN, inf or a value outside its kind's range."""
+    import numpy as np
+
+    problems = []
+    for column, (low, high, exclusive) in SCORE_RANGES[spec.scoring.kind].items():
+        if column not in scores.columns:
+            problems.append(f"{column} is missing")
+            continue
+        values = scores[column].to_numpy(dtype="float64")
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            problems.append(f"{column} has {bad} NaN or inf")
+        finite = values[np.isfinite(values)]
+        outside = finite[(finite <= low if exclusive else finite < low) | (finite > high)]
+        if outside.size:
+            span = f"{'(' if exclusive else '['}{low:g}, {high:g}]"
+            problems.append(f"{column} has {outside.size} values outside {span}, e.g. {outside[0]:.4g}")
+    if problems:
+        raise ScoreCheckFailed(
+            f"{spec.name}{where}: scores not written, {len(scores)} rows fail their checks: {'; '.join(problems)}."
+            " See docs/runbook.md#score-check-failed"
+        )
+
+
+def summarize(spec: DomainSpec, scores: pd.DataFrame) -> ScoreSummary:
+    """Mean and quantiles of each score column (checked first), and the share flagged for fraud."""
+    from continuum.decision import ScoreSummary
+
+    columns = {}
+    for column in SCORE_RANGES[spec.scoring.kind]:
+        values = scores[column].astype("float64")
+        quantiles = values.quantile(list(QUANTILES))
+        columns[column] = {"mean": float(values.mean())} | {
+            f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles, strict=True)
+        }
+    flagged = float(scores["flag"].mean()) if "flag" in scores.columns else None
+    return ScoreSummary(rows=len(scores), columns=columns, flagged=flagged)
 
 
 def shadow_check(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -233,9 +234,40 @@ class DataContract(OpenModel):
         return [c for c in self.columns if c.protected]
 
 
+class Search(BaseModel):
+    """Tuning within a budget: successive halving over `space` on the training window only.
+
+    `halving` samples `budget` candidates from the lists (HalvingRandomSearchCV); `halving_grid`
+    tries the whole grid (HalvingGridSearchCV), which must then have at most `budget` points.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a typo such as `budjet` must not pass silently
+
+    space: dict[str, list[Any]] = Field(min_length=1, description="estimator parameter -> values to try")
+    budget: int = Field(ge=1, description="candidates the search may try")
+    method: Literal["halving", "halving_grid"] = "halving"
+    cv: int = Field(3, ge=2, description="folds of the training window")
+
+    @model_validator(mode="after")
+    def _space_fits_budget(self) -> Search:
+        empty = [name for name, values in self.space.items() if not values]
+        if empty:
+            raise ValueError(f"space.{empty[0]} lists no values; give at least one")
+        if "random_state" in self.space:
+            raise ValueError("space.random_state cannot be searched: it comes from training.seed")
+        if self.method == "halving_grid":
+            points = math.prod(len(values) for values in self.space.values())
+            if points > self.budget:
+                raise ValueError(
+                    f"the grid has {points} points but budget is {self.budget}; raise budget or use method: halving"
+                )
+        return self
+
+
 class ModelSpec(OpenModel):
     estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
     params: dict[str, Any] = Field(default_factory=dict)
+    search: Search | None = Field(None, description="Tune these params within a budget before training")
 
     @field_validator("estimator")
     @classmethod
@@ -251,6 +283,26 @@ class ModelSpec(OpenModel):
         except EstimatorError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("search")
+    @classmethod
+    def _space_names_estimator_params(cls, search: Search | None, info: ValidationInfo) -> Search | None:
+        """Every searched name is a parameter of the estimator (its `get_params()`).
+
+        This imports the estimator, at parse time too, but only for a spec that declares a
+        search: a misspelt parameter must fail at load, not after an hour of tuning."""
+        if search is None or "estimator" not in info.data:
+            return search
+        try:
+            known = set(resolve_estimator(info.data["estimator"])().get_params(deep=False))
+        except (EstimatorError, TypeError) as exc:
+            raise ValueError(f"cannot check the search space against the estimator ({exc})") from None
+        unknown = [name for name in search.space if name not in known]
+        if unknown:
+            raise ValueError(
+                f"space.{unknown[0]} is not a parameter of {info.data['estimator']}; its parameters: {', '.join(sorted(known))}"
+            )
+        return search
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
@@ -316,6 +368,12 @@ class Blessing(OpenModel):
     alert_after_rejections: int = Field(
         3, ge=1, description="Challengers rejected in a row before challenger_rejected_repeatedly is raised"
     )
+    min_gain_over_baseline: float | None = Field(
+        0.0,
+        description="How much better than the best simple model (class prior, logistic regression) the "
+        "challenger's primary metric must be on the same holdout; 0 = not worse; null measures and records "
+        "the baselines without judging by them",
+    )
     max_score_shift: float | None = Field(
         0.25,
         ge=0,
@@ -329,6 +387,26 @@ class Scoring(OpenModel):
     """What batch scoring writes: probabilities, premiums, fraud flags or top-k recommendations."""
 
     kind: Literal["probability", "premium", "fraud", "recommendations"] = "probability"
+    reason_codes: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Reason codes written next to each score (reason_1..N); default 3 for premium and fraud "
+        "(decisions a customer or regulator may ask about), 0 otherwise",
+    )
+
+    @model_validator(mode="after")
+    def _reasons_fit_kind(self) -> Scoring:
+        if self.kind == "recommendations" and self.reason_codes:
+            raise ValueError("reason_codes apply to one score per row; recommendations rank items per user")
+        return self
+
+    @property
+    def reasons(self) -> int:
+        """How many reason codes scoring writes per row."""
+        if self.reason_codes is not None:
+            return self.reason_codes
+        return 3 if self.kind in ("premium", "fraud") else 0
 
 
 DEADLINE_MINUTES_DESCRIPTION = (
@@ -364,6 +442,18 @@ class DomainSpec(OpenModel):
         column = self.blessing.segment_column
         if column is not None and column not in [c.name for c in self.data.columns]:
             raise ValueError(f"blessing.segment_column '{column}' is not one of the declared columns")
+        return self
+
+    @model_validator(mode="after")
+    def _random_state_is_the_seed(self) -> DomainSpec:
+        # One source for the seed: training.seed splits the holdout and seeds the estimator, so a
+        # retrain on the same window reproduces its metrics (training.instantiate sets it).
+        given = self.model.params.get("random_state")
+        if given is not None and given != self.training.seed:
+            raise ValueError(
+                f"model.params.random_state ({given}) differs from training.seed ({self.training.seed}); the"
+                " estimator's random_state comes from training.seed: remove it from model.params or set training.seed"
+            )
         return self
 
     @property

@@ -55,9 +55,22 @@ def instantiate(spec: DomainSpec, section: str, example: str):
     except EstimatorError as exc:
         raise ValueError(f"{spec.name}: {section}.estimator {exc}; use a class path like {example}") from exc
     try:
-        return cls(**model.params)
+        estimator = cls(**model.params)
     except TypeError as exc:
         raise ValueError(f"{spec.name}: {section}.params do not fit {path} ({exc}); fix {section}.params") from exc
+    return seeded(estimator, spec.training.seed)
+
+
+def seeded(estimator, seed: int):
+    """`estimator` with `random_state` set to the training seed, when it takes one.
+
+    Without it HistGradientBoosting's early-stopping split (on by default above 10k rows),
+    a forest's bootstrap or a search's sampling differ run to run, and a retrain on the same
+    window would not reproduce its metrics.
+    """
+    if "random_state" in estimator.get_params(deep=False):
+        estimator.set_params(random_state=seed)
+    return estimator
 
 
 def make_estimator(spec: DomainSpec):
@@ -65,8 +78,8 @@ def make_estimator(spec: DomainSpec):
     return instantiate(spec, "model", "sklearn.ensemble.HistGradientBoostingClassifier")
 
 
-def build_pipeline(spec: DomainSpec) -> Pipeline:
-    """Preprocessing by column type from `data.columns`, then the spec's estimator.
+def build_pipeline(spec: DomainSpec, estimator=None) -> Pipeline:
+    """Preprocessing by column type from `data.columns`, then the spec's estimator (or `estimator`).
 
     numbers: median imputation (plus scaling for linear, SVM, neighbour and neural
     models); categories and strings: most frequent value, then one-hot (unknown
@@ -80,8 +93,8 @@ def build_pipeline(spec: DomainSpec) -> Pipeline:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    estimator = make_estimator(spec)
-    scale = spec.model.estimator.startswith(_SCALE_SENSITIVE)
+    estimator = make_estimator(spec) if estimator is None else estimator
+    scale = f"{type(estimator).__module__}.".startswith(_SCALE_SENSITIVE)
     groups: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": []}
     kind = {
         "int": "numeric",
@@ -233,11 +246,117 @@ def _test_pause_in_fit() -> None:
     time.sleep(120)
 
 
+class SearchResult(BaseModel):
+    """What a tuning search tried and chose (logged to the challenger's MLflow run as search.json)."""
+
+    method: str
+    budget: int
+    metric: str
+    n_candidates: int
+    n_iterations: int
+    best_params: dict[str, Any]
+    best_cv_score: float
+    candidates: list[dict[str, Any]]
+
+    def mlflow_params(self) -> dict[str, Any]:
+        """The chosen values as `model.<param>` (replacing the spec's), and the search's shape."""
+        return {
+            "search.method": self.method,
+            "search.budget": self.budget,
+            "search.n_candidates": self.n_candidates,
+            **{f"model.{name}": value for name, value in self.best_params.items()},
+        }
+
+
+def tune(spec: DomainSpec, frame: pd.DataFrame) -> tuple[Pipeline, SearchResult]:
+    """`model.search` by successive halving on `frame` (the training window only, never the holdout).
+
+    Folds are stratified and shuffled with the training seed, candidates are scored by the
+    spec's primary metric (`metrics.scorer`), and the best candidate is refitted on all of
+    `frame`, so the returned pipeline is what `fit` would give with the chosen params.
+    """
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401 (scikit-learn's switch)
+    from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV, StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    from continuum.validation.checks import json_safe
+
+    config = spec.model.search
+    if config is None:
+        raise ValueError(f"{spec.name}: the spec declares no model.search to tune")
+    seed = spec.training.seed
+    space = {f"model__{name}": values for name, values in config.space.items()}
+    options: dict[str, Any] = {
+        "cv": StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=seed),
+        "scoring": metrics.scorer(spec),
+        "min_resources": "exhaust",  # the last round uses the whole training window
+        "random_state": seed,
+        "error_score": "raise",
+    }
+    if config.method == "halving":
+        search = HalvingRandomSearchCV(build_pipeline(spec), space, n_candidates=config.budget, **options)
+    else:
+        search = HalvingGridSearchCV(build_pipeline(spec), space, **options)
+    started = time.monotonic()
+    with threadpool_limits(limits=threads()):
+        search.fit(features(spec, frame), _labels(spec, frame))
+    sign = 1.0 if metrics.higher_is_better(spec.monitoring.primary_metric) else -1.0
+    results = search.cv_results_
+    candidates = [
+        {
+            "params": {k.removeprefix("model__"): v for k, v in params.items()},
+            "iteration": int(results["iter"][i]),
+            "rows": int(results["n_resources"][i]),
+            "mean_cv_score": sign * float(results["mean_test_score"][i]),
+        }
+        for i, params in enumerate(results["params"])
+    ]
+    result = SearchResult(
+        method=config.method,
+        budget=config.budget,
+        metric=spec.monitoring.primary_metric,
+        n_candidates=int(search.n_candidates_[0]),  # the later rounds re-run the survivors
+        n_iterations=int(search.n_iterations_),
+        best_params=json_safe({k.removeprefix("model__"): v for k, v in search.best_params_.items()}),
+        best_cv_score=sign * float(search.best_score_),
+        candidates=json_safe(candidates),
+    )
+    log.info(
+        "event=search domain=%s method=%s candidates=%d iterations=%d best_cv_%s=%.4f seconds=%.1f best=%s",
+        spec.name,
+        config.method,
+        result.n_candidates,
+        result.n_iterations,
+        result.metric,
+        result.best_cv_score,
+        time.monotonic() - started,
+        ",".join(f"{k}={v}" for k, v in result.best_params.items()),
+    )
+    return search.best_estimator_, result
+
+
+def fit_challenger(spec: DomainSpec, frame: pd.DataFrame) -> tuple[Pipeline, SearchResult | None]:
+    """The challenger fitted on the training window: tuned first when the spec declares `model.search`."""
+    if spec.model.search is not None:
+        return tune(spec, frame)
+    return fit(spec, frame), None
+
+
+def chosen_params(spec: DomainSpec, pipeline: Pipeline) -> dict[str, Any]:
+    """The fitted estimator's values of the params the spec sets or searches (the decision record's)."""
+    from continuum.validation.checks import json_safe
+
+    names = [*spec.model.params, *(spec.model.search.space if spec.model.search else {})]
+    fitted = pipeline.named_steps["model"].get_params(deep=False)
+    return json_safe({name: fitted[name] for name in dict.fromkeys(names) if name in fitted})
+
+
 def _params(spec: DomainSpec, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, Any]:
     params = {f"model.{k}": v for k, v in spec.model.params.items()}
     return {
         "estimator": spec.model.estimator,
         **params,
+        "seed": spec.training.seed,  # the split's and the estimator's random_state (`seeded`)
         "train_rows": len(train),
         "holdout_rows": len(holdout),
     }
@@ -337,6 +456,7 @@ def train_and_register(
     tags: dict[str, str] | None = None,
     pipeline: Pipeline | None = None,
     params: dict[str, Any] | None = None,
+    search: SearchResult | None = None,
 ) -> TrainingResult:
     """Fit on `train_frame`, evaluate on `holdout_frame`, and register a version of `spec.name` once.
 
@@ -344,7 +464,9 @@ def train_and_register(
     params, both datasets as inputs, the holdout metrics (linked to the model and
     the holdout dataset) and the model, registered under the domain's name. No
     alias is set here: blessing decides. A `pipeline` given already fitted (a
-    rules baseline, or a challenger the caller fitted) is logged as it is.
+    rules baseline, or a challenger the caller fitted) is logged as it is; the
+    `search` that tuned it goes to the run too (chosen params as `model.<param>`,
+    `search_best_cv_score`, and every candidate in search.json).
 
     Keyed by (`batch_id`, `tags["role"]`): when an earlier attempt already
     registered that version it is returned unchanged, and an attempt killed before
@@ -372,8 +494,12 @@ def train_and_register(
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
         )
+        searched = search.mlflow_params() if search is not None else {}
         if earlier is None:  # params are write-once; an earlier attempt logged the same ones
-            mlflow.log_params(_params(spec, train_frame, holdout_frame) | (params or {}))
+            mlflow.log_params(_params(spec, train_frame, holdout_frame) | searched | (params or {}))
+        if search is not None:
+            mlflow.log_metric("search_best_cv_score", search.best_cv_score)
+            mlflow.log_text(search.model_dump_json(indent=2), "search.json")
         frames = {"training": train_frame, "holdout": holdout_frame}
         datasets = _log_datasets(spec, frames, batch_id, dataset_uri)
         pipeline = pipeline if pipeline is not None else fit(spec, train_frame)

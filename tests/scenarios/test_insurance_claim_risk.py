@@ -51,6 +51,17 @@ def test_first_batch_trains_and_promotes(trained):
     scores = storage.get_frame(Keys(DOMAIN).scores(record["batch_id"]))
     assert {"policy_id", "claim_probability", "risk_factor", "premium"} <= set(scores.columns)
     assert storage.get_json(Keys(DOMAIN).decision(record["batch_id"]))["promoted"] is True
+    # Reason codes beside each premium, the checked distribution, the baselines and the params.
+    assert list(scores.columns[-3:]) == ["reason_1", "reason_2", "reason_3"]
+    assert scores["reason_1"].notna().mean() > 0.9  # empty only where no input moved the score by 0.0005
+    summary = record["score_summary"]
+    assert summary["rows"] == len(scores) and summary["columns"]["premium"]["mean"] == pytest.approx(scores["premium"].mean())
+    baselines = record["baselines"]
+    assert set(baselines["metrics"]) == {"class_prior", "logistic_regression"} and baselines["required"] is None
+    assert baselines["gain"] == pytest.approx(record["challenger"]["metrics"]["accuracy"] - max(
+        m["accuracy"] for m in baselines["metrics"].values()
+    ))
+    assert record["challenger"]["params"] == {"max_iter": 200, "learning_rate": 0.05}
 
 
 def test_stable_batch_changes_nothing(trained):

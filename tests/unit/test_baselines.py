@@ -150,3 +150,22 @@ def test_baseline_registers_and_loads_through_mlflow(spec, fitted, mlflow_store,
     np.testing.assert_allclose(
         np.asarray(py_model.predict(training.features(spec, raw))), fitted.predict_proba(raw)
     )
+
+
+def test_reference_models_are_the_class_prior_and_a_logistic_regression_on_the_model_inputs():
+    from continuum import baselines, metrics, simulate, training
+    from continuum.specs import get_domain
+
+    spec = get_domain("insurance_claim_risk")
+    train, holdout = training.split(simulate.generate(spec.name, 1200, seed=14), spec)
+    fitted = baselines.reference_models(spec, train)
+    assert list(fitted) == list(baselines.REFERENCE_MODELS)
+    prior = fitted["class_prior"].predict_proba(holdout)[:, 1]
+    assert np.allclose(prior, train[spec.data.target].mean())  # knows nothing but the positive rate
+    inputs = [c.name for c in spec.data.feature_columns]
+    for model in fitted.values():
+        assert list(model.feature_names_in_) == inputs  # never the id, the label or driver_age_band
+    logistic = fitted["logistic_regression"]
+    assert logistic.named_steps["model"].random_state == spec.training.seed
+    assert "StandardScaler" in str(logistic.named_steps["preprocess"])  # scaled like a linear challenger
+    assert metrics.evaluate(spec, logistic, holdout)["roc_auc"] > metrics.evaluate(spec, fitted["class_prior"], holdout)["roc_auc"]

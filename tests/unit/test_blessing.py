@@ -145,3 +145,40 @@ def test_compare_on_holdout_scores_both_models_on_the_same_rows():
 
     first_run = blessing.compare_on_holdout(spec, good, None, holdout)
     assert first_run["champion"] is None and first_run["challenger"] == comparison["challenger"]
+
+
+# --- the simple baselines ------------------------------------------------------------------------
+
+BASELINES = {"class_prior": {"accuracy": 0.90, "brier": 0.09}, "logistic_regression": {"accuracy": 0.92, "brier": 0.07}}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "gain", "blessed", "reason"),
+    [
+        (0.93, 0.0, True, None),
+        (0.92, 0.0, True, None),  # as good as the best baseline: not worse, so it passes
+        (0.91, 0.0, False, "accuracy 0.91 does not beat baseline logistic_regression 0.92 by blessing.min_gain_over_baseline 0 (gain -0.01)"),
+        (0.93, 0.02, False, "does not beat baseline logistic_regression 0.92 by blessing.min_gain_over_baseline 0.02"),
+        (0.91, None, True, None),  # null: measured and recorded, not judged
+    ],
+)
+def test_the_challenger_must_beat_the_best_baseline_by_the_required_gain(challenger, gain, blessed, reason):
+    spec = _spec(min_gain_over_baseline=gain)
+    ok, reasons = blessing.bless(spec, {"accuracy": challenger}, None, baselines=BASELINES)
+    assert ok is blessed
+    if reason is None:
+        assert reasons == []
+    else:
+        assert len(reasons) == 1 and reason in reasons[0]
+
+
+def test_for_a_lower_is_better_metric_the_best_baseline_is_the_lowest():
+    spec = _spec("brier", floor=0.2)
+    assert blessing.best_baseline(spec, {"brier": 0.06}, BASELINES) == ("logistic_regression", pytest.approx(0.01))
+    ok, reasons = blessing.bless(spec, {"brier": 0.08}, None, baselines=BASELINES)
+    assert not ok and "brier 0.08 does not beat baseline logistic_regression 0.07" in reasons[0]
+
+
+def test_the_default_is_not_worse_than_a_simple_model():
+    assert _spec().blessing.min_gain_over_baseline == 0.0
+    assert blessing.bless(_spec(), {"accuracy": 0.95}, None)[0]  # no baselines given: nothing to judge by

@@ -243,9 +243,9 @@ def test_fraud_covariate_drift_moves_the_claims(fraud_model):
 def test_fraud_scoring_flags_claims_above_the_threshold(fraud_model):
     spec, model = fraud_model
     batch = simulate.generate(FRAUD, 2000, seed=22, faults=["unlabelled"])
-    scores = scoring.score(spec, model, batch)
+    scores = scoring.score(spec, model, batch, reference=simulate.generate(FRAUD, 2000, seed=1))
     threshold = spec.scoring.model_extra["threshold"]
-    assert list(scores.columns) == ["claim_id", "fraud_score", "flag"]
+    assert list(scores.columns) == ["claim_id", "fraud_score", "flag", "reason_1", "reason_2", "reason_3"]
     np.testing.assert_array_equal(scores["flag"], scores["fraud_score"] >= threshold)
     assert 0 < scores["flag"].mean() < 0.05  # a handful of claims go to the investigators
 

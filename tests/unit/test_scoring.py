@@ -9,6 +9,8 @@ import pytest
 from continuum import scoring, training
 from continuum.specs import DomainSpec
 
+REASONS = ["reason_1", "reason_2", "reason_3"]
+
 
 def _spec(kind: str = "probability", id_column: str | None = "id", **extra) -> DomainSpec:
     columns = [
@@ -86,15 +88,15 @@ def test_a_frame_without_the_id_column_uses_the_index(model):
 def test_premium_is_base_premium_times_clipped_risk_factor(model):
     frame = _frame(50, seed=3)
     p = _positive(model, frame)
-    out = scoring.score(_spec("premium", base_premium=400.0), model, frame)
-    assert list(out.columns) == ["id", "claim_probability", "risk_factor", "premium"]
+    out = scoring.score(_spec("premium", base_premium=400.0), model, frame, reference=_frame())
+    assert list(out.columns) == ["id", "claim_probability", "risk_factor", "premium", *REASONS]
     expected_risk = np.clip(p / p.mean(), 0.5, 3.0)
     assert np.allclose(out["risk_factor"], expected_risk)
     assert np.allclose(out["premium"], np.round(400.0 * expected_risk, 2))
     assert out["risk_factor"].between(0.5, 3.0).all()
     assert out["risk_factor"].min() == 0.5  # low-probability policies hit the lower bound
 
-    fixed = scoring.score(_spec("premium", base_premium=400.0, base_rate=0.25), model, frame)
+    fixed = scoring.score(_spec("premium", base_premium=400.0, base_rate=0.25), model, frame, reference=_frame())
     assert np.allclose(fixed["risk_factor"], np.clip(p / 0.25, 0.5, 3.0))
 
 
@@ -105,11 +107,11 @@ def test_premium_without_base_premium_says_which_key_to_add(model):
 
 def test_fraud_flags_scores_at_or_above_the_threshold(model):
     frame = _frame(50, seed=4)
-    out = scoring.score(_spec("fraud", threshold=0.8), model, frame)
-    assert list(out.columns) == ["id", "fraud_score", "flag"]
+    out = scoring.score(_spec("fraud", threshold=0.8), model, frame, reference=_frame())
+    assert list(out.columns) == ["id", "fraud_score", "flag", *REASONS]
     assert (out["flag"] == (out["fraud_score"] >= 0.8)).all()
     assert 0 < out["flag"].sum() < len(out)
-    default = scoring.score(_spec("fraud"), model, frame)
+    default = scoring.score(_spec("fraud"), model, frame, reference=_frame())
     assert default["flag"].sum() > out["flag"].sum()  # the default threshold is 0.5
 
 
@@ -184,3 +186,59 @@ def test_an_infinite_score_refuses_the_shadow_promotion(model, value):
     reasons, shift = scoring.shadow_check(_spec(), _Broken(one_infinite), model, _frame(20))
     assert reasons == ["challenger gave 1 non-finite score(s) (NaN or inf) on 20 rows"] and shift is None
     assert scoring.shadow_check(_spec(), model, model, _frame(20)) == ([], 0.0)  # a sound challenger passes
+
+
+# --- output checks and the recorded distribution ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "column", "bad", "message"),
+    [
+        ("probability", {}, "probability", np.nan, "probability has 1 NaN or inf"),
+        ("probability", {}, "probability", np.inf, "probability has 1 NaN or inf"),
+        ("probability", {}, "probability", 1.2, r"probability has 1 values outside \[0, 1\], e.g. 1.2"),
+        ("fraud", {}, "fraud_score", -0.1, r"fraud_score has 1 values outside \[0, 1\]"),
+        ("premium", {"base_premium": 400.0}, "premium", 0.0, r"premium has 1 values outside \(0, inf\]"),
+        ("premium", {"base_premium": 400.0}, "risk_factor", 7.0, r"risk_factor has 1 values outside \[0.5, 3\]"),
+        ("recommendations", {}, "score", np.nan, "score has 1 NaN or inf"),
+    ],
+)
+def test_score_checks_name_the_column_and_what_is_wrong(model, kind, extra, column, bad, message):
+    spec = _spec(kind, **extra)
+    frame = _frame(30, seed=6)
+    scores = scoring.score(spec, model, frame, reference=_frame())
+    scoring.check_scores(spec, scores)  # the real scores pass
+    scores.loc[3, column] = bad
+    with pytest.raises(scoring.ScoreCheckFailed, match=message) as caught:
+        scoring.check_scores(spec, scores, where=" batch b1")
+    assert str(caught.value).startswith("score_test batch b1: scores not written")
+
+
+def test_a_score_check_failure_reaches_the_on_call_alert_with_what_was_wrong(model):
+    from types import SimpleNamespace
+
+    from continuum import alerts
+
+    spec = _spec("premium", base_premium=-1.0)  # a spec typo prices every policy below zero
+    scores = scoring.score(spec, model, _frame(20), reference=_frame())
+    with pytest.raises(scoring.ScoreCheckFailed) as caught:
+        scoring.check_scores(spec, scores, where=" batch 00000000000000b1 (champion v3)")
+    ti = SimpleNamespace(task_id="score", dag_id="score_test_decide", try_number=3)
+    alert = alerts.alert_from_context({"exception": caught.value, "ti": ti})
+    assert alert.kind == "task_failed"
+    assert "premium has 20 values outside (0, inf]" in alert.exception
+    assert "premium has 20 values outside" in alerts.format_text(alert)
+
+
+def test_summary_records_mean_quantiles_and_share_flagged(model):
+    spec = _spec("fraud", threshold=0.5)
+    scores = scoring.score(spec, model, _frame(400, seed=7), reference=_frame())
+    summary = scoring.summarize(spec, scores)
+    values = scores["fraud_score"]
+    assert summary.rows == 400 and summary.flagged == pytest.approx(scores["flag"].mean())
+    assert summary.columns["fraud_score"]["mean"] == pytest.approx(values.mean())
+    assert summary.columns["fraud_score"]["p50"] == pytest.approx(values.median())
+    assert list(summary.columns["fraud_score"]) == ["mean", "p01", "p05", "p25", "p50", "p75", "p95", "p99"]
+    premium = _spec("premium", base_premium=400.0)
+    summary = scoring.summarize(premium, scoring.score(premium, model, _frame(50), reference=_frame()))
+    assert set(summary.columns) == {"claim_probability", "risk_factor", "premium"} and summary.flagged is None

@@ -265,3 +265,63 @@ def test_the_test_pause_in_fit_is_inert_unless_set_and_pauses_only_once(tmp_path
     training._test_pause_in_fit()
     assert time.monotonic() - started < 5 and marker.read_text() == "1234"
     assert list(tmp_path.iterdir()) == [marker]
+
+
+# --- reproducibility ---------------------------------------------------------------------------
+
+
+def _forest_spec(seed: int = 0) -> DomainSpec:
+    """Claims with a random forest: bootstrap and feature sampling differ run to run unless seeded."""
+    base = get_domain(DOMAIN)
+    model = base.model.model_copy(
+        update={"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 15, "max_depth": 6}}
+    )
+    return base.model_copy(update={"model": model, "training": base.training.model_copy(update={"seed": seed})})
+
+
+def test_the_estimators_random_state_is_the_training_seed():
+    assert training.make_estimator(_forest_spec(seed=7)).random_state == 7
+    assert training.make_estimator(get_domain(DOMAIN)).random_state == get_domain(DOMAIN).training.seed
+    from continuum.baselines import make_baseline
+
+    assert "random_state" not in make_baseline(get_domain("retail_recommender")).get_params()  # rules take none
+
+
+def test_a_random_state_other_than_the_seed_is_a_spec_error(tmp_path):
+    import yaml
+
+    from continuum import specs
+
+    raw = yaml.safe_load(get_domain(DOMAIN).source.read_text())
+    raw["model"]["params"]["random_state"] = 42
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(specs.SpecLoadError, match=r"model.params.random_state \(42\) differs from training.seed \(0\)"):
+        specs.load_spec(path)
+    raw["training"]["seed"] = 42
+    path.write_text(yaml.safe_dump(raw))
+    assert specs.load_spec(path).training.seed == 42
+
+
+def test_retraining_on_the_same_window_gives_identical_metrics_and_dataset_digests(mlflow_store):
+    import mlflow
+
+    spec = _forest_spec()
+    frame = simulate.generate(DOMAIN, 800, seed=8)
+    runs = []
+    for batch_id in (B1, B2):  # two batches, so the second is trained afresh, not found registered
+        train, holdout = training.split(frame, spec, test_size=spec.training.holdout_fraction, seed=spec.training.seed)
+        result = training.train_and_register(spec, train, holdout, batch_id=batch_id, dataset_uri="s3://x/y.parquet")
+        runs.append((result, mlflow.MlflowClient().get_run(result.run_id)))
+    (first, first_run), (second, second_run) = runs
+    assert first.version != second.version
+    assert first.metrics == second.metrics
+    assert 0 < first.metrics["brier"] < 0.2
+
+    def digests(run) -> dict[str, str]:
+        return {
+            tag.value: i.dataset.digest for i in run.inputs.dataset_inputs for tag in i.tags if tag.key == "mlflow.data.context"
+        }
+
+    assert digests(first_run) == digests(second_run) and set(digests(first_run)) == {"training", "holdout"}
+    assert first_run.data.params["seed"] == "0"
