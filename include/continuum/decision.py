@@ -52,11 +52,14 @@ class ModelVersion(BaseModel):
     version: str
     metrics: dict[str, float] = Field(default_factory=dict)
     run_id: str | None = None
+    card: str | None = Field(None, description="URI of the version's model card (model_card.md in its run)")
 
 
 class Challenger(ModelVersion):
     blessed: bool = False
     why_not: list[str] = Field(default_factory=list)
+    # Notes for the reviewer that do not refuse: input columns with permutation importance <= 0.
+    flags: list[str] = Field(default_factory=list)
 
 
 class Shadow(BaseModel):

@@ -88,7 +88,10 @@ def run_gate(domain: str, batch_id: str) -> dict:
 
 
 def _model_version(ref) -> decision.ModelVersion:
-    return decision.ModelVersion(version=ref.version, metrics=ref.metrics, run_id=ref.run_id)
+    from continuum import model_card
+
+    card = ref.tags.get(model_card.TAG)
+    return decision.ModelVersion(version=ref.version, metrics=ref.metrics, run_id=ref.run_id, card=card)
 
 
 def _labelled(spec: DomainSpec, frame: pd.DataFrame) -> bool:
@@ -110,7 +113,7 @@ def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
     Needs a labelled frame (the rules learn the classes from it). Keyed by batch id:
     a retry finds the version registered before and promotes that one.
     """
-    from continuum import baselines, registry, training
+    from continuum import baselines, model_card, registry, training
 
     result = training.registered(spec, batch_id, "baseline")
     if result is None:
@@ -126,6 +129,7 @@ def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
         )
     _save_lineage(spec, result.version, frame, window=[])
     registry.promote(spec.name, result.version, expected=None)
+    model_card.publish(spec, result.version)  # nobody judged it: its card says so
     log.info("event=baseline_registered domain=%s version=%s", spec.name, result.version)
     return registry.champion(spec.name)
 
@@ -275,8 +279,10 @@ def _train_outcome(record: decision.DecisionRecord) -> dict:
 
 
 def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, champion, holdout) -> None:
-    """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against."""
-    from continuum import blessing, registry
+    """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against.
+
+    Input columns with permutation importance <= 0 (logged at training) are flagged, not refused."""
+    from continuum import blessing, importance, registry
 
     champion_model = registry.load(spec.name, champion.version) if champion is not None else None
     comparison = blessing.compare_on_holdout(spec, challenger_model, champion_model, holdout)
@@ -284,10 +290,11 @@ def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, 
     record.champion_before = _model_version(champion) if champion is not None else None
     record.challenger.metrics = comparison["challenger"]
     record.challenger.blessed, record.challenger.why_not = blessed, why_not
+    record.challenger.flags = importance.flags(importance.load(record.challenger.run_id))
     record.extra.pop("champion_on_holdout", None)
     if comparison["champion"] is not None:
         record.extra["champion_on_holdout"] = comparison["champion"]
-    _record_blessing(spec, record.challenger, comparison, blessed, why_not)
+    _record_blessing(spec, record.challenger, {**comparison, "flags": record.challenger.flags}, blessed, why_not)
 
 
 def run_training(domain: str, batch_id: str) -> dict:
@@ -471,7 +478,7 @@ def _promote_blessed(spec: DomainSpec, record: decision.DecisionRecord) -> decis
 
 def run_promotion(domain: str, batch_id: str) -> dict:
     """A blessed challenger that passes its shadow run becomes champion (the old one keeps `previous`)."""
-    from continuum import alerts, registry
+    from continuum import alerts, model_card, registry
 
     spec = get_domain(domain)
     record = decision.load(domain, batch_id)
@@ -484,6 +491,8 @@ def run_promotion(domain: str, batch_id: str) -> dict:
         else:
             record.promotion = _promote_blessed(spec, record)
         record.promoted = record.promotion.outcome == "promoted"
+        if challenger is not None:  # its card says what was decided and the champion it replaced
+            challenger.card = model_card.publish(spec, challenger.version, record)
         champion = registry.champion(domain)
         record.champion = _model_version(champion) if champion is not None else None
         record.mark("promote")
