@@ -312,13 +312,13 @@ def collect(spec: DomainSpec, number: str, record: DecisionRecord | None = None)
     client = mlflow.MlflowClient()
     version = client.get_model_version(spec.name, str(number))
     run = client.get_run(version.run_id)
+    # Training logs fairness.json only with protected columns and segments.json only with a
+    # segment column (as the spec was then): what the run holds is what there is to show.
+    logged = {entry.path for entry in client.list_artifacts(version.run_id)}
     evaluation = {
-        name: mlflow.artifacts.load_dict(uri(version.run_id, f"{name}.json"))
-        for name in ("fairness", "importance")
+        name: mlflow.artifacts.load_dict(uri(version.run_id, f"{name}.json")) if f"{name}.json" in logged else None
+        for name in ("fairness", "segments", "importance")
     }
-    evaluation["segments"] = (
-        mlflow.artifacts.load_dict(uri(version.run_id, "segments.json")) if spec.blessing.segment_column else None
-    )
     registered = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC).isoformat(timespec="seconds")
     return build(
         spec,

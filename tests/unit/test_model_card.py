@@ -189,3 +189,10 @@ def test_a_version_without_a_card_says_why(capsys, mlflow_store):
     result = training.train_and_register(spec, train, holdout, batch_id=B2, dataset_uri="s3://x/b2.parquet")
     assert cli.main(["card", DOMAIN, "--version", result.version]) == 2
     assert "has no model card yet: its batch's decision is not finished" in capsys.readouterr().err
+
+
+def test_a_card_without_protected_columns_or_segments_says_nothing_was_measured():
+    spec, version, run, evaluation, record = _inputs(_record(promoted=True))
+    card = model_card.build(spec, version, run, {**evaluation, "fairness": None, "segments": None}, record)
+    assert card["fairness"] == {"report": None, "gates": []} and card["metrics"]["segments"] is None
+    assert "No protected column is declared" in model_card.to_markdown(card)

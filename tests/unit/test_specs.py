@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -306,3 +307,18 @@ def test_shipped_protected_domains_gate_fairness_and_every_domain_states_its_lim
         assert [g.metric for g in spec.blessing.fairness] == ["primary_metric_ratio"]
     for spec in specs.load_domains()[0]:
         assert spec.limitations, spec.name
+
+
+def test_the_readme_fairness_gates_and_limitations_load_on_the_claims_domain():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    optional = re.findall(r"```yaml\n(.*?)```", readme.split("## Add a domain", 1)[1], re.S)[1]
+    example = yaml.safe_load(optional)
+    raw = yaml.safe_load(specs.get_domain("insurance_claim_risk").source.read_text())
+    raw["blessing"]["fairness"] = example["blessing"]["fairness"]
+    raw["limitations"] = example["limitations"]
+    spec = specs.DomainSpec.model_validate(raw)
+    assert [(g.metric, g.column, g.min_group_rows) for g in spec.blessing.fairness] == [
+        ("primary_metric_ratio", None, 30),
+        ("equalized_odds_difference", "driver_age_band", 50),
+    ]
+    assert spec.limitations == example["limitations"]
