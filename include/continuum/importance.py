@@ -91,8 +91,8 @@ def as_metrics(importance: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def load(run_id: str) -> dict[str, Any]:
-    """The importance logged to a version's training run (raises when MLflow cannot give it)."""
-    import mlflow
+def load(run_id: str) -> dict[str, Any] | None:
+    """The importance logged to a version's training run; None for a version trained before it was."""
+    from continuum import tracking
 
-    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT}")
+    return tracking.logged_dict(run_id, ARTIFACT)

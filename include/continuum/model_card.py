@@ -20,7 +20,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from continuum import fairness, importance
+from continuum import fairness, importance, tracking
 
 if TYPE_CHECKING:
     from continuum.decision import DecisionRecord
@@ -314,11 +314,7 @@ def collect(spec: DomainSpec, number: str, record: DecisionRecord | None = None)
     run = client.get_run(version.run_id)
     # Training logs fairness.json only with protected columns and segments.json only with a
     # segment column (as the spec was then): what the run holds is what there is to show.
-    logged = {entry.path for entry in client.list_artifacts(version.run_id)}
-    evaluation = {
-        name: mlflow.artifacts.load_dict(uri(version.run_id, f"{name}.json")) if f"{name}.json" in logged else None
-        for name in ("fairness", "segments", "importance")
-    }
+    evaluation = {name: tracking.logged_dict(version.run_id, f"{name}.json") for name in ("fairness", "segments", "importance")}
     registered = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC).isoformat(timespec="seconds")
     return build(
         spec,

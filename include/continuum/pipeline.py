@@ -128,8 +128,9 @@ def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
             params={"baseline": spec.baseline.estimator},
         )
     _save_lineage(spec, result.version, frame, window=[])
-    registry.promote(spec.name, result.version, expected=None)
+    # Before the move: a retry after a crash in between finds no champion and comes back here.
     model_card.publish(spec, result.version)  # nobody judged it: its card says so
+    registry.promote(spec.name, result.version, expected=None)
     log.info("event=baseline_registered domain=%s version=%s", spec.name, result.version)
     return registry.champion(spec.name)
 

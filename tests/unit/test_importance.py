@@ -62,3 +62,13 @@ def test_a_noise_feature_is_flagged_and_the_signal_is_not():
 
 def test_nothing_is_flagged_without_an_importance():
     assert importance.flags(None) == [] and importance.flags({}) == []
+
+
+def test_a_run_without_importance_reads_as_none_and_a_logged_one_reads_back(mlflow_store):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run = client.create_run(client.create_experiment("importance_load"))
+    assert importance.load(run.info.run_id) is None  # a version trained before importance was logged
+    client.log_dict(run.info.run_id, {"features": {"x": {"mean": 0.1, "std": 0.0}}}, importance.ARTIFACT)
+    assert importance.load(run.info.run_id) == {"features": {"x": {"mean": 0.1, "std": 0.0}}}
