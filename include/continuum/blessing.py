@@ -5,7 +5,10 @@ metric: the *value* threshold (`blessing.min_value`, default `monitoring.floor`)
 the *change* threshold (no worse than the champion by more than
 `blessing.max_degradation`), and no segment of `blessing.segment_column` with
 enough rows below the floor, so a model cannot buy its average with one region.
-For lower-is-better metrics (brier, log_loss) the floor is a ceiling.
+For lower-is-better metrics (brier, log_loss) the floor is a ceiling. The spec's
+`blessing.fairness` gates bound fairness measures over the groups of its protected
+columns (`continuum.fairness`); a broken one refuses the challenger, naming the
+column, the groups and by how much.
 
 Both models are scored on the same holdout frame (`compare_on_holdout`), because
 comparing metrics computed on different data compares the data, not the models.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from continuum import fairness as fairness_gates
 from continuum import metrics
 
 if TYPE_CHECKING:
@@ -111,12 +115,14 @@ def bless(
     challenger_segments: dict[Any, dict[str, float]] | None = None,
     segment_rows: dict[Any, int] | None = None,
     baselines: dict[str, dict[str, float]] | None = None,
+    fairness: dict[str, Any] | None = None,
 ) -> tuple[bool, list[str]]:
     """(blessed, reasons): blessed when no threshold fails; each reason names metric, values, segment.
 
-    Without a champion (or a champion without the metric) only the value and
-    segment thresholds apply; without `baselines` (name -> holdout metrics of the
-    simple models) the baseline threshold does not.
+    Without a champion (or a champion without the metric) only the value, segment
+    and fairness thresholds apply; without `baselines` (name -> holdout metrics of the
+    simple models) the baseline threshold does not. `fairness` is the challenger's
+    `fairness.report` on the holdout; the spec's `blessing.fairness` gates are judged on it.
     """
     name = spec.monitoring.primary_metric
     higher_better = metrics.higher_is_better(name)
@@ -141,13 +147,15 @@ def bless(
     baseline_reason = _baseline_reason(spec, challenger, baselines or {})
     if baseline_reason:
         reasons.append(baseline_reason)
+    if spec.blessing.fairness:
+        reasons += fairness_gates.reasons(fairness_gates.judge(spec, fairness))
     return not reasons, reasons
 
 
 def compare_on_holdout(
     spec: DomainSpec, challenger_model, champion_model, holdout: pd.DataFrame
 ) -> dict[str, Any]:
-    """Both models' metrics and the challenger's segments on one holdout frame.
+    """Both models' metrics, the challenger's segments and its fairness report on one holdout frame.
 
     The keys are `bless`'s arguments, so the DAG can call `bless(spec, **comparison)`.
     Segment keys become strings so the result travels as an XCom (JSON).
@@ -157,6 +165,7 @@ def compare_on_holdout(
         "champion": metrics.evaluate(spec, champion_model, holdout) if champion_model is not None else None,
         "challenger_segments": None,
         "segment_rows": None,
+        "fairness": fairness_gates.evaluate(spec, challenger_model, holdout),
     }
     column = spec.blessing.segment_column
     if column is not None:

@@ -263,6 +263,41 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def card(domain: str, version: str | None = None) -> dict:
+    """The model card of `version` of `domain` (default: the champion), as logged to its MLflow run."""
+    from mlflow.exceptions import MlflowException
+
+    from continuum import model_card, registry
+
+    spec = specs.get_domain(domain)
+    if version is not None and not version.isdigit():
+        raise UserError(f"--version '{version}' is not a version number; give one like --version 3")
+    if version is None:
+        champion = registry.champion(spec.name)
+        if champion is None:
+            raise UserError(f"{spec.name} has no champion yet; train one (continuum ingest --run) or give --version")
+        version = champion.version
+    try:
+        return model_card.read(spec.name, version)
+    except model_card.NoCard as exc:
+        raise UserError(str(exc)) from exc
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UserError(f"{spec.name} has no version {version}; `continuum status {spec.name}` names its champion") from exc
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from continuum import model_card
+    from continuum.local.services import embedded_services
+
+    specs.get_domain(args.domain)  # a spec error or an unknown name before any service starts
+    with embedded_services(migrate=False):
+        found = card(args.domain, args.version)
+    print(json.dumps(found, indent=2) if args.json else model_card.to_markdown(found).rstrip("\n"))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from continuum import demo, simulate
     from continuum.local.services import embedded_services
@@ -395,6 +430,12 @@ def parser() -> argparse.ArgumentParser:
     rollback_cmd = sub.add_parser("rollback", help="move the champion alias back to the previous version")
     rollback_cmd.add_argument("domain")
     rollback_cmd.set_defaults(func=cmd_rollback)
+
+    card_cmd = sub.add_parser("card", help="the model card of a domain's champion (or of --version V)")
+    card_cmd.add_argument("domain")
+    card_cmd.add_argument("--version", help="a registered version number; default: the champion")
+    card_cmd.add_argument("--json", action="store_true", help="print the card's JSON instead of Markdown")
+    card_cmd.set_defaults(func=cmd_card)
 
     llm = sub.add_parser("llm", help="LLM assistants: land conversation logs, prompt status")
     llm_sub = llm.add_subparsers(dest="action", required=True)

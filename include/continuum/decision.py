@@ -57,6 +57,7 @@ class ModelVersion(BaseModel):
     version: str
     metrics: dict[str, float] = Field(default_factory=dict)
     run_id: str | None = None
+    card: str | None = Field(None, description="URI of the version's model card (model_card.md in its run)")
 
 
 class Challenger(ModelVersion):
@@ -65,6 +66,8 @@ class Challenger(ModelVersion):
     params: dict[str, Any] = Field(
         default_factory=dict, description="the estimator's values of the params the spec sets or tunes"
     )
+    # Notes for the reviewer that do not refuse: input columns with permutation importance <= 0.
+    flags: list[str] = Field(default_factory=list)
 
 
 class Baselines(BaseModel):

@@ -232,7 +232,10 @@ def run_gate(domain: str, batch_id: str, where: dict | None = None) -> dict:
 
 
 def _model_version(ref) -> decision.ModelVersion:
-    return decision.ModelVersion(version=ref.version, metrics=ref.metrics, run_id=ref.run_id)
+    from continuum import model_card
+
+    card = ref.tags.get(model_card.TAG)
+    return decision.ModelVersion(version=ref.version, metrics=ref.metrics, run_id=ref.run_id, card=card)
 
 
 def _labelled(spec: DomainSpec, frame: pd.DataFrame) -> bool:
@@ -254,7 +257,7 @@ def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
     Needs a labelled frame (the rules learn the classes from it). Keyed by batch id:
     a retry finds the version registered before and promotes that one.
     """
-    from continuum import baselines, registry, training
+    from continuum import baselines, model_card, registry, training
 
     result = training.registered(spec, batch_id, "baseline")
     if result is None:
@@ -269,6 +272,8 @@ def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
             params={"baseline": spec.baseline.estimator},
         )
     _save_lineage(spec, result.version, frame, window=[])
+    # Before the move: a retry after a crash in between finds no champion and comes back here.
+    model_card.publish(spec, result.version)  # nobody judged it: its card says so
     registry.promote(spec.name, result.version, expected=None)
     log.info("event=baseline_registered domain=%s version=%s", spec.name, result.version)
     return registry.champion(spec.name)
@@ -426,8 +431,10 @@ def _train_outcome(record: decision.DecisionRecord) -> dict:
 
 
 def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, champion, holdout) -> None:
-    """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against."""
-    from continuum import blessing, registry
+    """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against.
+
+    Input columns with permutation importance <= 0 (logged at training) are flagged, not refused."""
+    from continuum import blessing, importance, registry
 
     champion_model = registry.load(spec.name, champion.version) if champion is not None else None
     comparison = blessing.compare_on_holdout(spec, challenger_model, champion_model, holdout)
@@ -440,10 +447,11 @@ def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, 
     record.champion_before = _model_version(champion) if champion is not None else None
     record.challenger.metrics = comparison["challenger"]
     record.challenger.blessed, record.challenger.why_not = blessed, why_not
+    record.challenger.flags = importance.flags(importance.load(record.challenger.run_id))
     record.extra.pop("champion_on_holdout", None)
     if comparison["champion"] is not None:
         record.extra["champion_on_holdout"] = comparison["champion"]
-    _record_blessing(spec, record.challenger, comparison, blessed, why_not)
+    _record_blessing(spec, record.challenger, {**comparison, "flags": record.challenger.flags}, blessed, why_not)
 
 
 def run_training(domain: str, batch_id: str) -> dict:
@@ -649,7 +657,7 @@ def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict
 
     `where` is the deciding task, as for `run_gate`; its alerts carry it.
     """
-    from continuum import alerts, registry
+    from continuum import alerts, model_card, registry
 
     spec = get_domain(domain)
     record = decision.load(domain, batch_id)
@@ -662,6 +670,8 @@ def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict
         else:
             record.promotion = _promote_blessed(spec, record)
         record.promoted = record.promotion.outcome == "promoted"
+        if challenger is not None:  # its card says what was decided and the champion it replaced
+            challenger.card = model_card.publish(spec, challenger.version, record)
         champion = registry.champion(domain)
         record.champion = _model_version(champion) if champion is not None else None
         record.mark("promote")

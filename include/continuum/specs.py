@@ -356,6 +356,43 @@ class Training(OpenModel):
     seed: int = 0
 
 
+# Fairness measures a `blessing.fairness` gate may bound, per protected column, over its groups
+# (continuum.fairness computes them with fairlearn). `*_ratio` is the smallest group's value over
+# the largest's (1 is parity), `*_difference` the largest minus the smallest (0 is parity).
+FAIRNESS_METRICS = tuple(
+    f"{measure}_{kind}"
+    for measure in ("demographic_parity", "equalized_odds", "equal_opportunity", "primary_metric", "mean_risk_factor")
+    for kind in ("ratio", "difference")
+)
+
+
+class FairnessGate(BaseModel):
+    """One bound on a fairness measure: `{metric: demographic_parity_ratio, min: 0.8}`."""
+
+    model_config = ConfigDict(extra="forbid")  # a typo such as `mni` must not pass silently
+
+    metric: str = Field(description=f"one of {', '.join(FAIRNESS_METRICS)}")
+    min: float | None = None
+    max: float | None = None
+    column: str | None = Field(None, description="One protected column; by default every protected column")
+    min_group_rows: int = Field(30, ge=1, description="Smaller groups are shown in the card but not judged")
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in FAIRNESS_METRICS:
+            raise ValueError(f"unknown fairness metric '{value}'; use one of {', '.join(FAIRNESS_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> FairnessGate:
+        if self.min is None and self.max is None:
+            raise ValueError(f"fairness gate {self.metric} needs min or max (or both)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
 class Blessing(OpenModel):
     """When a challenger may replace the champion (TFX Evaluator's value and change thresholds)."""
 
@@ -380,6 +417,10 @@ class Blessing(OpenModel):
         le=1,
         description="Shadow check before promotion: the largest mean absolute change of the positive-class "
         "probability, challenger vs champion on the same batch rows; null turns the check off",
+    )
+    fairness: list[FairnessGate] = Field(
+        default_factory=list,
+        description="Bounds on fairness measures over the groups of the protected columns, on the holdout",
     )
 
 
@@ -435,6 +476,9 @@ class DomainSpec(OpenModel):
     baseline: ModelSpec | None = Field(
         None, description="A rules model registered as the first champion, so the ML model must beat it"
     )
+    limitations: list[str] = Field(
+        default_factory=list, description="Known limitations of the model, printed in every model card"
+    )
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -442,6 +486,15 @@ class DomainSpec(OpenModel):
         column = self.blessing.segment_column
         if column is not None and column not in [c.name for c in self.data.columns]:
             raise ValueError(f"blessing.segment_column '{column}' is not one of the declared columns")
+        protected = [c.name for c in self.data.protected_columns]
+        for index, gate in enumerate(self.blessing.fairness):
+            where = f"blessing.fairness.{index}"
+            if not protected:
+                raise ValueError(f"{where} needs a protected column to measure; mark one with `protected: true`")
+            if gate.column is not None and gate.column not in protected:
+                raise ValueError(f"{where}.column '{gate.column}' is not a protected column ({', '.join(protected)})")
+            if gate.metric.startswith("mean_risk_factor") and self.scoring.kind != "premium":
+                raise ValueError(f"{where}.metric {gate.metric} needs scoring.kind premium (a risk factor to compare)")
         return self
 
     @model_validator(mode="after")

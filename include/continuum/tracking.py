@@ -80,6 +80,19 @@ def pip_requirements() -> tuple[str, ...]:
     return tuple(pins[name] for name in MODEL_REQUIREMENTS)
 
 
+def logged_dict(run_id: str, name: str) -> dict | None:
+    """The JSON artefact `name` at the root of run `run_id`, or None when the run has none.
+
+    Absence is read from the run's artefact listing, so a store that cannot be reached
+    raises (the task retries) instead of reading as "not logged".
+    """
+    import mlflow
+
+    if name not in {entry.path for entry in mlflow.MlflowClient().list_artifacts(run_id)}:
+        return None
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+
+
 def keyed_run_id(experiment: str, kind: str, key: str, value: str, run_name: str, tags: dict[str, str]) -> str:
     """The id of the one run of `kind` whose tag `key` is `value`, created on first use.
 

@@ -388,6 +388,37 @@ def _log_datasets(spec: DomainSpec, frames: dict[str, pd.DataFrame], batch_id: s
     return datasets
 
 
+def _log_evaluation(spec: DomainSpec, pipeline: Pipeline, holdout: pd.DataFrame) -> dict[str, Any]:
+    """What a reviewer reads beside the metrics, logged to the run before the model is registered
+    (so every registered version has them): `fairness.json` (protected columns), `segments.json`
+    (`blessing.segment_column`) and `importance.json` with `importance.<column>` metrics."""
+    import mlflow
+
+    from continuum import fairness, importance
+
+    logged: dict[str, Any] = {"fairness": fairness.evaluate(spec, pipeline, holdout), "segments": None}
+    column = spec.blessing.segment_column
+    if column is not None:
+        logged["segments"] = {
+            "column": column,
+            "segments": {str(k): v for k, v in metrics.evaluate_segments(spec, pipeline, holdout, column).items()},
+        }
+    started = time.monotonic()
+    logged["importance"] = importance.permutation(spec, pipeline, holdout)
+    log.info(
+        "event=importance domain=%s rows=%d repeats=%d seconds=%.2f",
+        spec.name,
+        logged["importance"]["rows"],
+        logged["importance"]["repeats"],
+        time.monotonic() - started,
+    )
+    for name, content in logged.items():
+        if content is not None:
+            mlflow.log_dict(content, f"{name}.json")
+    mlflow.log_metrics(importance.as_metrics(logged["importance"]))
+    return logged
+
+
 def _log_model(spec: DomainSpec, pipeline: Pipeline, x_example: pd.DataFrame):
     """Log and register the pipeline so that both sklearn and pyfunc loaders score raw feature frames.
 
@@ -433,10 +464,14 @@ def registered(spec: DomainSpec, batch_id: str, role: str) -> TrainingResult | N
     if ref is None:
         return None
     client = mlflow.MlflowClient()
-    for key, value in {"domain": spec.name, "batch_id": batch_id, "role": role}.items():
+    run = client.get_run(ref.run_id)
+    expected = {"domain": spec.name, "batch_id": batch_id, "role": role}
+    if run.data.tags.get("spec_hash"):  # the spec it was trained under, from the run's creation
+        expected["spec_hash"] = run.data.tags["spec_hash"]
+    for key, value in expected.items():
         if ref.tags.get(key) != value:  # killed before the version's tags were written
             client.set_model_version_tag(spec.name, ref.version, key, value)
-    experiment = client.get_experiment(client.get_run(ref.run_id).info.experiment_id).name
+    experiment = client.get_experiment(run.info.experiment_id).name
     return TrainingResult(
         run_id=ref.run_id or "",
         model_uri=f"models:/{spec.name}/{ref.version}",
@@ -505,6 +540,7 @@ def train_and_register(
         pipeline = pipeline if pipeline is not None else fit(spec, train_frame)
         with threadpool_limits(limits=threads()):
             scores = metrics.evaluate(spec, pipeline, holdout_frame)
+            _log_evaluation(spec, pipeline, holdout_frame)
             info = _log_model(spec, pipeline, features(spec, train_frame))
         mlflow.log_metrics(scores, model_id=info.model_id, dataset=datasets["holdout"])
         version = str(info.registered_model_version)

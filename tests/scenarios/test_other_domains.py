@@ -26,6 +26,32 @@ def test_retail_rules_baseline_is_first_champion_and_ml_must_beat_it(loop):
     recommendations = storage.get_frame(Keys(domain).scores(record["batch_id"]))
     assert list(recommendations.columns[:3]) == ["user", "rank", "item"]
     assert recommendations.groupby("user")["rank"].max().max() <= 5
+    _every_version_has_a_card(domain, record)
+
+
+def _every_version_has_a_card(domain: str, record: dict) -> None:
+    """Every version the run registered (the rules baseline and the challenger) has a model card with
+    fairness and importance, and the decision record links the challenger's and the champions' cards."""
+    import mlflow
+
+    from continuum import model_card
+
+    spec = specs.get_domain(domain)
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{domain}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    for version in versions:
+        card = model_card.read(domain, version.version)
+        assert card["role"] == version.tags["role"] and card["training"]["spec_hash"] == spec.content_hash()
+        assert set(card["fairness"]["report"]["columns"]) == {"customer_age_band"}
+        assert card["fairness"]["gates"] and card["importance"]["features"]
+        assert card["limitations"] == spec.limitations
+    baseline = model_card.read(domain, "1")
+    assert baseline["blessing"]["judged"] is False and baseline["promotion"]["replaced"] is None
+    challenger = model_card.read(domain, "2")
+    assert challenger["blessing"]["blessed"] is True and challenger["promotion"]["replaced"] == "1"
+    assert record["challenger"]["card"] == model_card.uri(challenger["run_id"])
+    assert record["champion_before"]["card"] == model_card.uri(baseline["run_id"])
+    assert record["champion"]["card"] == record["challenger"]["card"]
 
 
 def test_fraud_loop_honours_the_metric_its_spec_names(loop):

@@ -131,7 +131,8 @@ def test_compare_on_holdout_scores_both_models_on_the_same_rows():
     holdout = _frame(200, 3, noise=0.0)
 
     comparison = blessing.compare_on_holdout(spec, good, bad, holdout)
-    assert set(comparison) == {"challenger", "champion", "challenger_segments", "segment_rows"}
+    assert set(comparison) == {"challenger", "champion", "challenger_segments", "segment_rows", "fairness"}
+    assert comparison["fairness"] is None  # no protected column to measure
     assert comparison["challenger"]["accuracy"] > 0.95 > 0.05 > comparison["champion"]["accuracy"]
     assert comparison["segment_rows"] == {"north": 100, "south": 100}
     assert set(comparison["challenger_segments"]["north"]) == {"accuracy", "roc_auc", "brier"}

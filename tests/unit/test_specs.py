@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -276,3 +277,74 @@ def test_content_hash_ignores_layout_and_follows_content(tmp_path):
     assert changed.content_hash() != first.content_hash()
     retyped = specs.load_spec(write(tmp_path, "d", text.replace("type: float, min: 0", "type: int, min: 0")))
     assert retyped.content_hash() != first.content_hash()
+
+
+# --- fairness gates and limitations ------------------------------------------------------------
+
+
+def _with_protected(**blessing) -> dict:
+    raw = yaml.safe_load(VALID.format(name="d"))
+    raw["data"]["columns"].append({"name": "age_band", "type": "category", "protected": True})
+    raw["blessing"] = blessing
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("fairness", "field", "message"),
+    [
+        ([{"metric": "demographic_parity", "min": 0.8}], "blessing.fairness.0.metric", "unknown fairness metric 'demographic_parity'"),
+        ([{"metric": "demographic_parity_ratio"}], "blessing.fairness.0", "needs min or max"),
+        ([{"metric": "demographic_parity_ratio", "mni": 0.8}], "blessing.fairness.0.mni", "Extra inputs"),
+        ([{"metric": "equalized_odds_ratio", "min": 0.8, "column": "colour"}], "", "'colour' is not a protected column"),
+        ([{"metric": "mean_risk_factor_ratio", "min": 0.5}], "", "needs scoring.kind premium"),
+    ],
+)
+def test_a_bad_fairness_gate_is_a_spec_error_naming_the_field(tmp_path, fairness, field, message):
+    path = write(tmp_path, "d", yaml.safe_dump(_with_protected(fairness=fairness)))
+    with pytest.raises(specs.SpecLoadError) as caught:
+        specs.load_spec(path)
+    assert caught.value.error.field == field and message in str(caught.value)
+    if not field:  # a check across sections names the gate in its message
+        assert "blessing.fairness.0" in str(caught.value)
+
+
+def test_a_fairness_gate_needs_a_protected_column():
+    raw = yaml.safe_load(VALID.format(name="d"))
+    raw["blessing"] = {"fairness": [{"metric": "demographic_parity_ratio", "min": 0.8}]}
+    with pytest.raises(ValueError, match="protected: true"):
+        specs.DomainSpec.model_validate(raw)
+
+
+def test_fairness_gates_and_limitations_load_and_count_in_the_hash():
+    raw = _with_protected(fairness=[{"metric": "demographic_parity_ratio", "min": 0.8}, {"metric": "equalized_odds_difference", "max": 0.2}])
+    raw["limitations"] = ["simulated data only"]
+    spec = specs.DomainSpec.model_validate(raw)
+    assert [(g.metric, g.min, g.max, g.min_group_rows) for g in spec.blessing.fairness] == [
+        ("demographic_parity_ratio", 0.8, None, 30),
+        ("equalized_odds_difference", None, 0.2, 30),
+    ]
+    assert spec.limitations == ["simulated data only"]
+    assert specs.DomainSpec.model_validate({**raw, "limitations": []}).content_hash() != spec.content_hash()
+
+
+def test_shipped_protected_domains_gate_fairness_and_every_domain_states_its_limitations():
+    for name in ("insurance_claim_risk", "retail_recommender"):
+        spec = specs.get_domain(name)
+        assert [g.metric for g in spec.blessing.fairness] == ["primary_metric_ratio"]
+    for spec in specs.load_domains()[0]:
+        assert spec.limitations, spec.name
+
+
+def test_the_readme_fairness_gates_and_limitations_load_on_the_claims_domain():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    optional = re.findall(r"```yaml\n(.*?)```", readme.split("## Add a domain", 1)[1], re.S)[1]
+    example = yaml.safe_load(optional)
+    raw = yaml.safe_load(specs.get_domain("insurance_claim_risk").source.read_text())
+    raw["blessing"]["fairness"] = example["blessing"]["fairness"]
+    raw["limitations"] = example["limitations"]
+    spec = specs.DomainSpec.model_validate(raw)
+    assert [(g.metric, g.column, g.min_group_rows) for g in spec.blessing.fairness] == [
+        ("primary_metric_ratio", None, 30),
+        ("equalized_odds_difference", "driver_age_band", 50),
+    ]
+    assert spec.limitations == example["limitations"]

@@ -157,7 +157,14 @@ def test_train_and_register_end_to_end(mlflow_store, monkeypatch):
     assert run.info.run_name == f"train-{B1}"
     assert {"domain": DOMAIN, "batch_id": B1, "why": "test"}.items() <= run.data.tags.items()
     assert run.data.params["train_rows"] == "2250" and run.data.params["model.max_iter"] == "30"
-    assert set(run.data.metrics) >= {"accuracy", "roc_auc", "brier"}
+    assert set(run.data.metrics) >= {"accuracy", "roc_auc", "brier", "importance.vehicle_power"}
+    # What the model card reads, logged with every version: fairness per protected column,
+    # metrics per segment, permutation importance of every input column.
+    logged = {name: mlflow.artifacts.load_dict(f"runs:/{result.run_id}/{name}.json") for name in ("fairness", "segments", "importance")}
+    assert set(logged["fairness"]["columns"]) == {"driver_age_band"}
+    assert logged["segments"]["column"] == "region" and set(logged["segments"]["segments"]) == {"north", "south", "east", "west"}
+    assert set(logged["importance"]["features"]) == {c.name for c in spec.data.feature_columns}
+    assert run.data.metrics["importance.vehicle_power"] == logged["importance"]["features"]["vehicle_power"]["mean"]
     assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     assert result.metrics["accuracy"] >= 0.85 and result.metrics["roc_auc"] > 0.7
     contexts = {
@@ -239,11 +246,12 @@ def test_a_version_registered_by_a_killed_attempt_is_found_by_its_run(mlflow_sto
     kwargs = {"batch_id": B2, "dataset_uri": "s3://x/y.parquet", "tags": {"role": "challenger"}}
     first = training.train_and_register(spec, train, holdout, **kwargs)
     client = mlflow.MlflowClient()
-    for key in ("domain", "batch_id", "role"):
+    for key in ("domain", "batch_id", "role", "spec_hash"):
         client.delete_model_version_tag(DOMAIN, first.version, key)
     again = training.train_and_register(spec, train, holdout, **kwargs)
     assert again.version == first.version and _versions() == [first.version]
-    assert client.get_model_version(DOMAIN, first.version).tags["batch_id"] == B2  # healed
+    healed = client.get_model_version(DOMAIN, first.version).tags
+    assert healed["batch_id"] == B2 and healed["spec_hash"] == spec.content_hash()
 
 
 def test_batch_ids_that_are_not_hex_never_reach_an_mlflow_filter(mlflow_store):
