@@ -207,7 +207,7 @@ def evaluate(spec: DomainSpec, model, frame: pd.DataFrame) -> dict[str, Any] | N
     from continuum import scoring
 
     scores = metrics.positive_scores(spec, model, frame)
-    risk = scoring.score(spec, model, frame)["risk_factor"].to_numpy() if spec.scoring.kind == "premium" else None
+    risk = scoring.risk_factors(spec, model, frame) if spec.scoring.kind == "premium" else None
     return report(spec, frame, scores, risk)
 
 

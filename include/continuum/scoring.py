@@ -184,6 +184,11 @@ def score(spec: DomainSpec, model, frame: pd.DataFrame, reference: pd.DataFrame 
     return out
 
 
+def risk_factors(spec: DomainSpec, model, frame: pd.DataFrame) -> np.ndarray:
+    """The premium kind's risk factor of each row, as `score` prices it (no reason codes: those need the champion's sample)."""
+    return _premium(spec, probabilities(spec, model, frame), _ids(spec, frame))["risk_factor"].to_numpy()
+
+
 def reason_columns(
     spec: DomainSpec, model, frame: pd.DataFrame, reference: pd.DataFrame | None, n: int | None = None
 ) -> pd.DataFrame:

@@ -25,7 +25,7 @@ def _spec() -> DomainSpec:
                 ],
             },
             # A tree stops at the first pure split, so it never uses what does not help.
-            "model": {"estimator": "sklearn.tree.DecisionTreeClassifier", "params": {"random_state": 0}},
+            "model": {"estimator": "sklearn.tree.DecisionTreeClassifier", "params": {}},  # random_state comes from training.seed
             "training": {"seed": 7},
         }
     )
