@@ -73,6 +73,27 @@ def _stale(spec, days):
     return health.stale_condition(spec, ModelRef(name=spec.name, version="3", created_at=T0 - timedelta(days=days)), T0)
 
 
+def _realised_gap(value):
+    """`labels.conditions` on a realised record of late labels (holdout 0.92 at blessing, 0.05 allowed)."""
+    from continuum import labels
+
+    spec = get_domain("insurance_claim_risk")
+    record = {"batch_id": "00000000000000b1", "value": value, "metric": "accuracy", "floor": 0.85, "scored_by": "3",
+              "rows": 400, "labels_id": "00000000000000l1", "below_floor": value < 0.85, "holdout": 0.92,
+              "gap": 0.92 - value, "max_gap": 0.05, "estimated": 0.91}
+    return next(c for c in labels.conditions(spec, record) if c.kind == "realised_gap")
+
+
+def _estimated_drop(value):
+    """`performance_estimate.drop_condition` on a CBPE estimate (holdout 0.92 at blessing)."""
+    from continuum import performance_estimate
+
+    spec = get_domain("insurance_claim_risk")
+    estimate = decision.Estimate(metric="accuracy", value=value, version="3", rows=400, reference=0.92,
+                                 drop=0.92 - value, max_drop=0.05)
+    return performance_estimate.drop_condition(spec, "00000000000000b2", estimate)
+
+
 def _guardrail(rate):
     from continuum.llm.specs import get_assistant
 
@@ -128,6 +149,16 @@ SCENARIOS = {
         "claims_assistant",
         lambda oncall, n: _apply(_guardrail(0.2), n),
         lambda oncall: _apply(_guardrail(0.01), 30),
+    ),
+    "realised_gap": (
+        "insurance_claim_risk",
+        lambda oncall, n: _apply(_realised_gap(0.86), n),
+        lambda oncall: _apply(_realised_gap(0.9), 30),
+    ),
+    "estimated_drop": (
+        "insurance_claim_risk",
+        lambda oncall, n: _apply(_estimated_drop(0.8), n),
+        lambda oncall: _apply(_estimated_drop(0.91), 30),
     ),
     "deadline_missed": ("insurance_fraud", _deadline, None),
 }
