@@ -471,6 +471,20 @@ def _quarantine(
     }
 
 
+def newest_realised(domain: str, version: str) -> dict[str, Any] | None:
+    """The newest realised record (by write time) of a batch scored by `version`, None when there is none.
+
+    What the hourly health check re-reads: "the champion's metric on labels that arrived late".
+    Listing or reading S3 raises on a transient error; only an empty answer means "no labels yet".
+    """
+    objects = [o for o in storage.list_objects(Keys(domain).realised_root) if o["Key"].endswith(".json")]
+    for found in sorted(objects, key=lambda o: (o["LastModified"], o["Key"]), reverse=True):
+        record = storage.get_json(found["Key"])
+        if str(record.get("scored_by")) == str(version):
+            return record
+    return None
+
+
 def realised_values(domain: str, records: list[decision.DecisionRecord]) -> dict[str, float]:
     """The champion's realised metric per scored batch (the last labels file's, by key), for the page's chart."""
     return {
