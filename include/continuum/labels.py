@@ -25,6 +25,8 @@ scored row whose outcome is now known) is landed under `labels/<domain>/`. For e
 5. On the newest batch scored by the current champion: `champion_below_floor` when the
    realised metric is under `monitoring.floor`, `realised_gap` when it is worse than the
    holdout metric by more than `monitoring.max_realised_gap`; `resolved` once when they clear.
+   The hourly `continuum_health` re-applies them from the champion's newest record
+   (`newest_realised`), so they stay counted while it is the newest and clear with the next one.
 6. Labels that can move a decision become a **labelled batch**: when the realised metric is
    below the floor, or a retrain is waiting for labels (`retrain-waiting-for-labels.json`),
    the batch's validated rows that have a label, with the label, are landed under
