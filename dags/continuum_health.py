@@ -7,6 +7,7 @@ Checks what no task failure reveals, for every domain and assistant:
 |---|---|---|
 | champion older than the spec's `schedule` allows | `model_stale` | MLflow `champion` alias |
 | no new batch / conversation log for longer than `monitoring.expected_every` | `data_missing` | S3 manifests |
+| the current champion's newest realised metric (late labels) under `monitoring.floor` / worse than its holdout by more than `monitoring.max_realised_gap` | `champion_below_floor` / `realised_gap` | `realised/<domain>/` |
 | production prompt's safety rates over the last day above `monitoring.max_safety_rate` | `prompt_guardrail_breach` | `llm/scores/`, `llm/decisions/` |
 | DAG runs of the domain that failed in the last hour | `task_failed` | Airflow's API (failed run counts) |
 

@@ -224,8 +224,11 @@ def admit(
     return "send", alert, new_state
 
 
-def resolve(domain: str, kind: str, now: datetime | None = None) -> list[str]:
-    """Send `resolved` once if `kind` had alerted for `domain`; returns the channels (empty: nothing open)."""
+def resolve(domain: str, kind: str, now: datetime | None = None, **where: Any) -> list[str]:
+    """Send `resolved` once if `kind` had alerted for `domain`; returns the channels (empty: nothing open).
+
+    `where` names the task that saw the condition clear (its run and log link), like a firing alert.
+    """
     try:
         state = _load_state(domain, kind)
     except Exception as exc:  # unknown whether it was open: better silent than a false all-clear
@@ -233,7 +236,7 @@ def resolve(domain: str, kind: str, now: datetime | None = None) -> list[str]:
         return []
     if not state or not state.get("open"):
         return []
-    channels = send(resolved_alert(state, now), routing())
+    channels = send(resolved_alert(state, now, **where), routing())
     _save_state({**state, "open": False, "resolved_at": _stamp(now or datetime.now(UTC)), "occurrences": []})
     return channels
 
@@ -242,7 +245,7 @@ def apply(condition: Condition, now: datetime | None = None, occurrence: str | N
     """A firing condition alerts (with noise control); a cleared one resolves what had alerted."""
     if condition.firing:
         return deliver(condition.alert(now, **where), now=now, occurrence=occurrence)
-    return resolve(condition.domain, condition.kind, now)
+    return resolve(condition.domain, condition.kind, now, **where)
 
 
 def send(alert: Alert, rules: Routing) -> list[str]:

@@ -152,8 +152,11 @@ class Condition:
         )
 
 
-def resolved_alert(previous: Mapping[str, Any], now: datetime | None = None) -> Alert:
-    """The one `resolved` message for a condition that had alerted (`previous` is its noise state)."""
+def resolved_alert(previous: Mapping[str, Any], now: datetime | None = None, **where: Any) -> Alert:
+    """The one `resolved` message for a condition that had alerted (`previous` is its noise state).
+
+    `where` is the task that saw it clear (DAG, task, run, try, log link), as for any alert.
+    """
     kind = previous["kind"]
     count = int(previous.get("count", 1))
     return Alert(
@@ -163,6 +166,7 @@ def resolved_alert(previous: Mapping[str, Any], now: datetime | None = None) -> 
         summary=f"{kind} is back to normal (alerted {count} time{'s' if count != 1 else ''} since {previous.get('first_seen')})",
         facts={"resolves": kind, "count": count, "since": previous.get("first_seen")},
         timestamp=_utc_stamp(now),
+        **where,
     )
 
 

@@ -221,18 +221,33 @@ def new_failed_runs(counts: Mapping[str, int], now: datetime) -> dict[str, int]:
 # --- one name, all checks ------------------------------------------------------------------------
 
 
-def domain_conditions(spec: DomainSpec, now: datetime, failed_runs: int | None = None) -> list[Condition]:
-    from continuum import registry
+def domain_conditions(
+    spec: DomainSpec, now: datetime, failed_runs: int | None = None
+) -> tuple[list[Condition], dict[str, Any] | None]:
+    """The domain's conditions, and the current champion's newest realised record (late labels) if any.
 
+    The realised record gives `champion_below_floor` and `realised_gap` through `labels.conditions`,
+    the same conditions `<domain>_land` applied when the labels arrived: re-applied every hour they
+    only count (noise control), and they resolve once when a newer record (or a new champion) clears them.
+    """
+    from continuum import labels, registry
+
+    champion = registry.champion(spec.name)
+    realised = labels.newest_realised(spec.name, champion.version) if champion is not None else None
     found = [
-        stale_condition(spec, registry.champion(spec.name), now),
+        stale_condition(spec, champion, now),
         freshness_condition(
             spec.name, spec.owner, spec.monitoring.expected_every, last_batch_at(spec.name), now, "batch"
         ),
+        *(labels.conditions(spec, realised) if realised is not None else []),
     ]
     if failed_runs is not None:
         found.append(failure_condition(spec.name, spec.owner, failed_runs))
-    return [c for c in found if c is not None]
+    return [c for c in found if c is not None], realised
+
+
+# What the digest shows of the champion's newest realised record.
+REALISED_SHOWN = ("batch_id", "labels_id", "scored_by", "metric", "value", "floor", "holdout", "gap", "rows")
 
 
 def assistant_conditions(spec: AssistantSpec, now: datetime, failed_runs: int | None = None) -> list[Condition]:
@@ -267,10 +282,11 @@ def check(
     from continuum.specs import get_domain, load_domains
 
     assistants = {s.name: s for s in load_assistants()[0]}
+    realised = None
     if name in assistants:
         conditions = assistant_conditions(assistants[name], now, failed_runs)
     elif name in {s.name for s in load_domains()[0]}:
-        conditions = domain_conditions(get_domain(name), now, failed_runs)
+        conditions, realised = domain_conditions(get_domain(name), now, failed_runs)
     else:
         raise LookupError(f"no domain or assistant '{name}' in include/domains or CONTINUUM_DOMAINS_PATH")
     occurrence = f"health:{hour_of(now)}"
@@ -289,6 +305,7 @@ def check(
             }
         )
     if entry["kind"] == "domain":
+        entry["realised"] = None if realised is None else {k: realised.get(k) for k in REALISED_SHOWN}
         entry["retrain"] = retrain_if_stale(get_domain(name), conditions, now)
     log.info(
         "event=health_checked name=%s firing=%s",

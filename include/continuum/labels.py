@@ -25,6 +25,8 @@ scored row whose outcome is now known) is landed under `labels/<domain>/`. For e
 5. On the newest batch scored by the current champion: `champion_below_floor` when the
    realised metric is under `monitoring.floor`, `realised_gap` when it is worse than the
    holdout metric by more than `monitoring.max_realised_gap`; `resolved` once when they clear.
+   The hourly `continuum_health` re-applies them from the champion's newest record
+   (`newest_realised`), so they stay counted while it is the newest and clear with the next one.
 6. Labels that can move a decision become a **labelled batch**: when the realised metric is
    below the floor, or a retrain is waiting for labels (`retrain-waiting-for-labels.json`),
    the batch's validated rows that have a label, with the label, are landed under
@@ -469,6 +471,20 @@ def _quarantine(
         "failed": exc.failed,
         "report": storage.uri(f"{where}report.json"),
     }
+
+
+def newest_realised(domain: str, version: str) -> dict[str, Any] | None:
+    """The newest realised record (by write time) of a batch scored by `version`, None when there is none.
+
+    What the hourly health check re-reads: "the champion's metric on labels that arrived late".
+    Listing or reading S3 raises on a transient error; only an empty answer means "no labels yet".
+    """
+    objects = [o for o in storage.list_objects(Keys(domain).realised_root) if o["Key"].endswith(".json")]
+    for found in sorted(objects, key=lambda o: (o["LastModified"], o["Key"]), reverse=True):
+        record = storage.get_json(found["Key"])
+        if str(record.get("scored_by")) == str(version):
+            return record
+    return None
 
 
 def realised_values(domain: str, records: list[decision.DecisionRecord]) -> dict[str, float]:

@@ -97,8 +97,13 @@ class Keys:
     def labels_quarantine(self, labels_id: str) -> str:
         return f"{self.quarantine('labels')}{labels_id}/"
 
+    @property
+    def realised_root(self) -> str:
+        """Every realised record of the domain, one folder per scored batch."""
+        return f"realised/{self.domain}/"
+
     def realised_prefix(self, batch_id: str) -> str:
-        return f"realised/{self.domain}/{batch_id}/"
+        return f"{self.realised_root}{batch_id}/"
 
     def realised(self, batch_id: str, labels_id: str) -> str:
         """The champion's realised metric on one scored batch from one labels file."""

@@ -57,3 +57,126 @@ def test_health_dag_runs_writes_the_digest_and_its_alerts_link_the_check(airflow
         1,
     )
     assert "/dags/continuum_health/runs/" in missing["log_url"] and "/tasks/check/mapped/" in missing["log_url"]
+
+
+LATE = "health_late_probe"
+LATE_SPEC = {
+    "name": LATE,
+    "description": "A probe domain for the health DAG: hourly schedule, a batch expected every 6 hours.",
+    "owner": "probe-team",
+    "schedule": "@hourly",
+    "data": {
+        "format": "csv",
+        "target": "y",
+        "positive_label": 1,
+        "id_column": "row_id",
+        "columns": [
+            {"name": "row_id", "type": "string"},
+            {"name": "x1", "type": "float"},
+            {"name": "x2", "type": "float"},
+            {"name": "y", "type": "int", "allowed": [0, 1]},
+        ],
+    },
+    "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
+    "monitoring": {"primary_metric": "accuracy", "floor": 0.6, "expected_every": "6h"},
+    "scoring": {"kind": "probability"},
+}
+
+
+def _rows(n: int, seed: int, start: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x1 - 2 * x2)))).astype(int)
+    return pd.DataFrame({"row_id": [f"r{start + i:06d}" for i in range(n)], "x1": x1, "x2": x2, "y": y})
+
+
+def _champion_and_a_scored_batch():
+    """A trained champion and one unlabelled batch it scored (the real train and score steps)."""
+    from continuum import decision, pipeline, registry, storage, training, validation
+    from continuum.specs import get_domain
+    from continuum.storage import Keys
+
+    spec = get_domain(LATE)
+    rows = _rows(600, seed=0, start=900_000)
+    result = training.train_and_register(
+        spec, rows.iloc[:450], rows.iloc[450:], batch_id="0" * 16, dataset_uri="s3://continuum/probe"
+    )
+    pipeline._save_lineage(spec, result.version, rows.iloc[:450], ["0" * 16])
+    registry.promote(LATE, result.version)
+    served = _rows(300, seed=1)
+    unlabelled = served.drop(columns="y")
+    batch_id = storage.batch_id_for(unlabelled.to_csv(index=False).encode())
+    storage.put_frame(Keys(LATE).validated(batch_id), validation.conform(spec, unlabelled))
+    record = decision.load(LATE, batch_id)
+    for step in ("gate", "monitor", "train", "promote"):
+        record.mark(step)
+    record.save()
+    pipeline.run_scoring(LATE, batch_id)
+    return batch_id, served
+
+
+@pytest.mark.slow
+def test_health_dag_with_the_clock_moved_forward_and_late_labels_alerts_counts_and_resolves(
+    airflow_db, mlflow_store, oncall, tmp_path, monkeypatch
+):
+    """model_stale, data_missing, champion_below_floor and realised_gap (late labels) reach Slack and the webhook from the
+    health DAG's own run; the next hour only counts them; a batch registered clears data_missing once."""
+    import json
+    import os
+    from datetime import UTC, datetime
+    from urllib.parse import quote
+
+    import yaml
+
+    from continuum import alert_delivery, labels, landing
+
+    (tmp_path / f"{LATE}.yaml").write_text(yaml.safe_dump(LATE_SPEC))
+    monkeypatch.setenv("CONTINUUM_DOMAINS_PATH", str(tmp_path))
+    # A window longer than the hour between two health runs (the default 60 minutes re-sends every hour).
+    routes = json.loads(os.environ[alert_delivery.ROUTES_ENV])
+    monkeypatch.setenv(alert_delivery.ROUTES_ENV, json.dumps({**routes, "dedup_minutes": 90}))
+    batch_id, served = _champion_and_a_scored_batch()  # scored, never registered: no batch ever arrived
+    flipped = served[["row_id", "y"]].assign(y=1 - served["y"])  # the labels that arrived late: the world turned
+    labels.land_labels_file(LATE, "late.csv", flipped.to_csv(index=False).encode())
+    [outcome] = labels.register_landed_labels(LATE)  # what <domain>_land's register_labels does
+    assert outcome["batches"] == [batch_id]
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "continuum_health.py")).dags["continuum_health"]
+    hours_ahead = datetime.now(UTC).replace(minute=10, second=0, microsecond=0) + timedelta(hours=3)
+
+    def from_health(run_id: str) -> dict[str, dict]:
+        hooks = [h["body"]["alert"] for h in oncall.http.on("/hook")]
+        return {a["kind"]: a for a in hooks if a["domain"] == LATE and a["run_id"] == run_id}
+
+    first = dag.test(logical_date=hours_ahead)  # the champion is 2-3 hours old, its schedule allows 1
+    assert str(first.state) == "success"
+    sent = from_health(first.run_id)
+    assert set(sent) == {"model_stale", "data_missing", "champion_below_floor", "realised_gap"}
+    for alert in sent.values():
+        assert (alert["dag_id"], alert["task_id"]) == ("continuum_health", "check")
+        assert f"/dags/continuum_health/runs/{quote(first.run_id)}/tasks/check/mapped/" in alert["log_url"]
+    assert sent["champion_below_floor"]["facts"]["value"] < 0.6 and sent["champion_below_floor"]["batch_id"] == batch_id
+    slack = [p["body"]["text"] for p in oncall.http.on("/slack/oncall") if f"run_id={first.run_id}" in p["body"]["text"]]
+    assert sorted(t.split(" ")[1] for t in slack) == ["champion_below_floor", "data_missing", "model_stale", "realised_gap"]
+    digest = oncall.s3.get_json(f"health/{hours_ahead:%Y-%m-%dT%H}.json")
+    [entry] = [e for e in digest["entries"] if e["name"] == LATE]
+    assert entry["realised"]["batch_id"] == batch_id and entry["realised"]["value"] < 0.6
+
+    received = len(oncall.http.on("/hook"))
+    second = dag.test(logical_date=hours_ahead + timedelta(hours=1))  # the next hour, inside the window
+    assert str(second.state) == "success"
+    assert len(oncall.http.on("/hook")) == received  # nothing new sent
+    counts = {a["kind"]: a["count"] for a in alert_delivery.recorded(LATE) if a["run_id"] == first.run_id}
+    assert counts["model_stale"] == 2 and counts["data_missing"] == 2
+
+    [labelled] = outcome["labelled_batches"]
+    assert landing.register_landed(LATE) == [labelled]  # the labelled batch the late labels made arrives
+    third = dag.test(logical_date=hours_ahead + timedelta(hours=1, minutes=20))  # a rerun of that hour
+    assert str(third.state) == "success"
+    new = [h["body"]["alert"] for h in oncall.http.on("/hook")][received:]
+    assert [(a["kind"], a["facts"]["resolves"], a["run_id"]) for a in new] == [("resolved", "data_missing", third.run_id)]
+    assert sum("resolved" in p["body"]["text"].split(" ")[1] for p in oncall.http.on("/slack/oncall")) == 1

@@ -248,8 +248,12 @@ def test_failed_smoke_test_after_promotion_rolls_back_and_alerts(judged, monkeyp
     assert any(a["batch_id"] == batch_id and "smoke test" in a["summary"] for a in alerts)
 
 
-def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, monkeypatch):
-    from continuum import cli, training
+def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, oncall, monkeypatch):
+    """The train task fails in the real decide DAG (after its retries): the owner gets `task_failed`
+    on Slack and the webhook with the run and log link; `ingest --run` then resumes the batch."""
+    from urllib.parse import quote
+
+    from continuum import cli, dagrun, training
 
     loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=1))
     path = loop.write(loop.batch(DOMAIN, seed=3, faults=["covariate_drift"], drift=1.0))
@@ -257,10 +261,21 @@ def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, monkeypatch):
     [batch_id] = landing.register_landed(DOMAIN)
     real_fit = training.fit
     monkeypatch.setattr(training, "fit", lambda *a: (_ for _ in ()).throw(ConnectionError("mlflow is down")))
-    with pytest.raises(ConnectionError):
-        decide(DOMAIN, batch_id)
+    monkeypatch.setenv("CONTINUUM_RETRY_DELAY_SECONDS", "1")  # the retries, without waiting 30 s for them
+    dagrun.reset()
+    with pytest.raises(dagrun.DagRunFailed):
+        dagrun.run(f"{DOMAIN}_decide")
+    dagrun.reset()
     assert decision.load(DOMAIN, batch_id).steps == ["gate", "monitor"]
     assert batches.pending(DOMAIN) == [batch_id]
+    [failed] = [h["body"]["alert"] for h in oncall.http.on("/hook") if h["body"]["alert"]["kind"] == "task_failed"]
+    assert (failed["dag_id"], failed["task_id"], failed["owner"], failed["try_number"]) == (
+        f"{DOMAIN}_decide", "train", "risk-team", 3
+    )
+    assert "mlflow is down" in failed["exception"] and failed["run_id"].startswith("manual__")
+    assert f"/dags/{DOMAIN}_decide/runs/{quote(failed['run_id'])}/tasks/{failed['task_id']}" in failed["log_url"]
+    [slack] = [p["body"]["text"] for p in oncall.http.on("/slack/oncall") if p["body"]["text"].startswith("[ERROR] task_failed")]
+    assert f"log={failed['log_url']}" in slack
 
     monkeypatch.setattr(training, "fit", real_fit)  # MLflow is back
     record = loop.ingest(DOMAIN, path=path)  # the same file again, with --run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from continuum import registry, storage
+from continuum import alert_delivery, registry, storage
 from continuum.storage import Keys
 
 DOMAIN = "insurance_claim_risk"
@@ -114,8 +114,11 @@ def test_broken_batch_is_quarantined_and_the_champion_untouched(trained):
     assert any(storage.get_json(k)["batch_id"] == record["batch_id"] for k in alerts)
 
 
-def test_corrupt_files_are_quarantined_and_the_next_good_batch_is_still_decided(trained, tmp_path):
-    """Through the real decide DAG: binary junk named .csv and a truncated Parquet file, then a good batch."""
+def test_corrupt_files_are_quarantined_and_the_next_good_batch_is_still_decided(oncall, trained, tmp_path):
+    """Through the real decide DAG: binary junk named .csv and a truncated Parquet file, then a good batch.
+
+    The owner hears of it on Slack and the webhook: one `batch_quarantined` from the deciding run
+    (the second file only counts), and one `resolved` once a good batch passes the gate."""
     import io
 
     import numpy as np
@@ -130,6 +133,7 @@ def test_corrupt_files_are_quarantined_and_the_next_good_batch_is_still_decided(
     loop.batch(DOMAIN, n=500, seed=8).to_parquet(buffer, index=False)
     truncated = tmp_path / "truncated.parquet"
     truncated.write_bytes(buffer.getvalue()[:-200])
+    ids = []
     for path, reason in ((junk, "binary data"), (truncated, "not a readable parquet file")):
         record = loop.ingest(DOMAIN, path=path)
         assert record["quarantined"] is True and record["finished"] is True
@@ -137,9 +141,26 @@ def test_corrupt_files_are_quarantined_and_the_next_good_batch_is_still_decided(
         assert record["challenger"] is None and registry.champion(DOMAIN).version == champion
         assert storage.list_keys(Keys(DOMAIN).quarantine(record["batch_id"]))
         assert lease.current(DOMAIN) is None  # the quarantining run gave the lease back
+        ids.append(record["batch_id"])
+
+    def received(kind: str) -> list[dict]:
+        return [h["body"]["alert"] for h in oncall.http.on("/hook") if h["body"]["alert"]["kind"] == kind]
+
+    [alert] = received("batch_quarantined")
+    assert alert["batch_id"] == ids[0] and alert["dag_id"] == f"{DOMAIN}_decide"
+    assert alert["run_id"].startswith("manual__") and f"/dags/{DOMAIN}_decide/runs/" in alert["log_url"]
+    assert "binary data" in alert["summary"]
+    slack = [p["body"]["text"] for p in oncall.http.on("/slack/oncall")]
+    assert [t for t in slack if t.startswith("[WARNING] batch_quarantined")] and f"log={alert['log_url']}" in slack[-1]
+    [stored] = alert_delivery.recorded(DOMAIN, kind="batch_quarantined")
+    assert stored["count"] == 2  # the truncated file: counted into the first, not sent again
 
     good = loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=2))  # the platform keeps deciding
     assert good["finished"] is True and good["quarantined"] is False and good["scores"]
+    [resolved] = [a for a in received("resolved") if a["facts"]["resolves"] == "batch_quarantined"]
+    assert resolved["dag_id"] == f"{DOMAIN}_decide" and resolved["run_id"] != alert["run_id"]
+    assert sum(t.startswith("[INFO] resolved") and "batch_quarantined" in t.splitlines()[0] for t in
+               [p["body"]["text"] for p in oncall.http.on("/slack/oncall")]) == 1
     assert decision.load(DOMAIN, good["batch_id"]).done("score")
     assert registry.champion(DOMAIN).version == champion == good["champion"]["version"]
 

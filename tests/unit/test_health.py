@@ -271,3 +271,75 @@ def test_a_stale_champion_is_queued_for_retraining_only_when_the_spec_asks_and_o
     _batch(s3, probe_domain, "00000000000000b1", trained + timedelta(hours=2))  # labelled data arrived
     again = health.check(PROBE, later + timedelta(hours=2))["retrain"]
     assert again["sources"] == ["00000000000000b1"] and again["retrain_id"] != request["retrain_id"]
+
+
+# --- the champion's metric on labels that arrived late ------------------------------------------
+
+
+def _realised(batch_id: str, labels_id: str, scored_by: str, value: float) -> dict:
+    """A realised record as `labels._judge` writes it (accuracy, floor 0.6, holdout 0.8, allowed gap 0.05)."""
+    return {
+        "domain": PROBE,
+        "batch_id": batch_id,
+        "labels_id": labels_id,
+        "metric": "accuracy",
+        "value": value,
+        "rows": 400,
+        "floor": 0.6,
+        "below_floor": value < 0.6,
+        "scored_by": scored_by,
+        "holdout": 0.8,
+        "gap": 0.8 - value,
+        "max_gap": 0.05,
+        "estimated": 0.79,
+        "labelled_batch": None,
+    }
+
+
+def test_the_champions_realised_metric_on_late_labels_alerts_counts_and_resolves(mlflow_store, probe_domain, s3):
+    _register_champion(PROBE)  # version 1
+    s3.put_json(Keys(PROBE).manifest("b1"), {"batch_id": "b1"})
+    now = datetime.now(UTC).replace(minute=30)
+    assert health.check(PROBE, now)["realised"] is None  # no labels yet: nothing to say
+
+    keys = Keys(PROBE)
+    s3.put_json(keys.realised("b1", "l1"), _realised("b1", "l1", "1", 0.41))
+    s3.put_json(keys.realised("b2", "l2"), _realised("b2", "l2", "0", 0.99))  # a former champion's batch
+    entry = health.check(PROBE, now)
+    state = {c["kind"]: c["firing"] for c in entry["checks"]}
+    assert state == {"model_stale": False, "data_missing": False, "champion_below_floor": True, "realised_gap": True}
+    assert entry["realised"]["value"] == 0.41 and entry["realised"]["batch_id"] == "b1"
+    assert entry["realised"]["scored_by"] == "1"
+    [below] = alert_delivery.recorded(PROBE, kind="champion_below_floor")
+    assert below["batch_id"] == "b1" and below["dag_id"] == "continuum_health" and below["facts"]["value"] == 0.41
+
+    health.check(PROBE, now)  # a retried task: nothing new
+    health.check(PROBE, now + timedelta(minutes=45))  # the next hour, the same record: counted, not re-sent
+    [below] = alert_delivery.recorded(PROBE, kind="champion_below_floor")
+    assert below["count"] == 2 and alert_delivery.recorded(PROBE, kind="resolved") == []
+
+    s3.put_json(keys.realised("b3", "l3"), _realised("b3", "l3", "1", 0.78))  # newer labels, the champion recovered
+    cleared = health.check(PROBE, now + timedelta(hours=2))
+    assert cleared["realised"]["batch_id"] == "b3"
+    assert not any(c["firing"] for c in cleared["checks"])
+    health.check(PROBE, now + timedelta(hours=3))
+    resolved = alert_delivery.recorded(PROBE, kind="resolved")
+    assert sorted(a["facts"]["resolves"] for a in resolved) == ["champion_below_floor", "realised_gap"]
+
+
+def test_an_s3_error_reading_realised_records_raises_not_reads_as_no_labels(mlflow_store, probe_domain, s3, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from continuum import storage
+
+    _register_champion(PROBE)
+    listed = storage.list_objects
+
+    def failing(prefix: str) -> list[dict]:
+        if prefix == Keys(PROBE).realised_root:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "try again"}}, "ListObjectsV2")
+        return listed(prefix)
+
+    monkeypatch.setattr(storage, "list_objects", failing)
+    with pytest.raises(ClientError, match="SlowDown"):
+        health.check(PROBE, datetime.now(UTC))
