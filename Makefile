@@ -35,9 +35,25 @@ install: $(STAMP)
 run: install
 	$(BIN)/continuum platform run
 
+# Without PYTEST_ARGS the suite runs as two pytest processes side by side: tests/integration
+# (real platforms and servers: mostly waiting on schedulers and sockets) and everything else
+# (mostly CPU). On 2 cores that takes about half an hour less than one process. The
+# integration log is printed whole when both are done; either failing fails the target.
+INTEGRATION_LOG := .pytest-integration.log
+
 test: install
 	$(BIN)/ruff check .
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@echo "continuum: tests/integration runs beside the rest; its log ($(INTEGRATION_LOG)) is printed at the end"
+	@$(BIN)/pytest -p no:cacheprovider tests/integration > $(INTEGRATION_LOG) 2>&1 & integration=$$!; \
+	  $(BIN)/pytest --ignore=tests/integration; rest=$$?; \
+	  wait $$integration; integration_status=$$?; \
+	  echo "continuum: the rest exit $$rest, tests/integration exit $$integration_status; its log follows"; \
+	  cat $(INTEGRATION_LOG); \
+	  test $$rest -eq 0 -a $$integration_status -eq 0
+else
 	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 lint: install
 	$(BIN)/ruff check .

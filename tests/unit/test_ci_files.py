@@ -68,3 +68,27 @@ def test_workflow_runs_make_test_on_python_311_with_services():
     assert pythons == ["3.11"], f"ci.yml must set up Python 3.11, sets up {pythons}"
     runs = [s.get("run", "") for s in steps]
     assert any(re.search(r"\bmake test\b", run) for run in runs), "ci.yml does not run `make test`"
+
+
+def _recipe(*args: str) -> str:
+    """What `make test` would run (make -n: nothing runs), with the install step taken as done."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run([make, "-n", "-o", "install", "-o", ".venv/.installed", "test", *args],
+                            cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_make_test_runs_the_integration_tests_beside_the_rest_and_fails_if_either_fails():
+    recipe = _recipe()
+    assert re.search(r"pytest -p no:cacheprovider tests/integration > \S+ 2>&1 &", recipe), recipe
+    assert "pytest --ignore=tests/integration;" in recipe
+    assert "test $rest -eq 0 -a $integration_status -eq 0" in recipe  # either failing fails the target
+    assert recipe.index("wait $integration") < recipe.index("cat .pytest-integration.log")
+
+
+def test_make_test_with_pytest_args_runs_just_those():
+    recipe = _recipe("PYTEST_ARGS=tests/unit/test_ci_files.py")
+    assert "pytest tests/unit/test_ci_files.py" in recipe and "tests/integration" not in recipe
