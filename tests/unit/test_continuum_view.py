@@ -16,9 +16,10 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def view():
-    import airflow  # noqa: F401  (puts plugins/ on sys.path, as the API server does)
-
+def view(monkeypatch):
+    # Airflow puts plugins/ on sys.path when it is first imported; an earlier test's
+    # monkeypatch may have restored sys.path since, so say it here as the API server does.
+    monkeypatch.syspath_prepend(str(settings.plugins_dir()))
     import continuum_view
 
     return continuum_view
