@@ -87,9 +87,12 @@ SPEC = {
             {"name": "ghindx", "type": "float", "min": 0, "max": 100, "nullable": True},
         ],
     },
+    # On this data a logistic regression beats shallow boosted trees (ROC-AUC 0.741 vs 0.720 on the
+    # first batch), so the baseline gate refused every boosted challenger: the user's model is the
+    # logistic regression, and it still has to be no worse than the simple models it is judged against.
     "model": {
-        "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-        "params": {"max_iter": 50, "max_depth": 3, "random_state": 0},
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "params": {"max_iter": 500},
     },
     "monitoring": {"primary_metric": "roc_auc", "floor": 0.6, "drift_share": 0.3},
     "training": {"window_batches": 10, "holdout_fraction": 0.25, "seed": SEED},
