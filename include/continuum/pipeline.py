@@ -430,7 +430,31 @@ def _train_outcome(record: decision.DecisionRecord) -> dict:
     return {"batch_id": record.batch_id, "trained": True, "version": challenger.version, "blessed": challenger.blessed}
 
 
-def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, champion, holdout) -> None:
+def _ranking(spec: DomainSpec, record: decision.DecisionRecord, models: dict, holdout, train) -> None:
+    """Recommendations domains: Evidently's ranking metrics of each model on the holdout, and its report.
+
+    The challenger's are logged to its run (`ranking.<name>`, `ranking.html`), so its model card shows them."""
+    import mlflow
+
+    from continuum import metrics, ranking
+
+    record.extra.pop("ranking", None)
+    if not ranking.applies(spec, holdout):
+        return
+    result: dict = {"report": storage.uri(Keys(spec.name).ranking_report(record.batch_id))}
+    html = ""
+    for role, model in models.items():
+        values, report = ranking.evaluate(spec, holdout, metrics.positive_scores(spec, model, holdout), train)
+        result[role], html = values, html or report  # the report shows the challenger (first)
+    storage.put_bytes(Keys(spec.name).ranking_report(record.batch_id), html.encode(), "text/html")
+    client = mlflow.MlflowClient()
+    for name, value in result["challenger"].items():
+        client.log_metric(record.challenger.run_id, f"ranking.{name}", value)
+    client.log_text(record.challenger.run_id, html, "ranking.html")
+    record.extra["ranking"] = result
+
+
+def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, champion, holdout, train=None) -> None:
     """Bless the challenger against `champion` (or none) on `holdout`; the record names who it was judged against.
 
     Input columns with permutation importance <= 0 (logged at training) are flagged, not refused."""
@@ -451,6 +475,9 @@ def _judge(spec: DomainSpec, record: decision.DecisionRecord, challenger_model, 
     record.extra.pop("champion_on_holdout", None)
     if comparison["champion"] is not None:
         record.extra["champion_on_holdout"] = comparison["champion"]
+    if train is not None:  # a re-judge after the champion moved keeps the ranking measured at training
+        models = {"challenger": challenger_model, **({"champion": champion_model} if champion_model is not None else {})}
+        _ranking(spec, record, models, holdout, train)
     _record_blessing(spec, record.challenger, {**comparison, "flags": record.challenger.flags}, blessed, why_not)
 
 
@@ -491,7 +518,7 @@ def run_training(domain: str, batch_id: str) -> dict:
         version=result.version, run_id=result.run_id, params=training.chosen_params(spec, pipeline)
     )
     record.baselines = _baselines(spec, train, holdout)
-    _judge(spec, record, pipeline, champion, holdout)
+    _judge(spec, record, pipeline, champion, holdout, train)
     record.mark("train")
     record.save()
     _labels_arrived(domain, record.retrain.carried_from)

@@ -72,6 +72,10 @@ class Keys:
     def drift_report(self, batch_id: str) -> str:
         return f"{self.batch(batch_id)}drift.html"
 
+    def ranking_report(self, batch_id: str) -> str:
+        """Evidently's recommender report of the batch's challenger (and champion) on its holdout."""
+        return f"{self.batch(batch_id)}ranking.html"
+
     def model(self, version: str) -> str:
         """What a registered version was trained on: its reference sample and its batch window."""
         return f"models/{self.domain}/{version}/"

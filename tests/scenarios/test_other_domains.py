@@ -26,7 +26,25 @@ def test_retail_rules_baseline_is_first_champion_and_ml_must_beat_it(loop):
     recommendations = storage.get_frame(Keys(domain).scores(record["batch_id"]))
     assert list(recommendations.columns[:3]) == ["user", "rank", "item"]
     assert recommendations.groupby("user")["rank"].max().max() <= 5
+    _ranking_quality_on_the_holdout(domain, record)
     _every_version_has_a_card(domain, record)
+
+
+def _ranking_quality_on_the_holdout(domain: str, record: dict) -> None:
+    """Evidently's recommender metrics of challenger and champion on the same holdout, its HTML report,
+    and the challenger's values in its model card."""
+    from continuum import model_card
+
+    ranking = record["extra"]["ranking"]
+    names = {"ndcg_at_5", "map_at_5", "hit_rate_at_5", "popularity_coverage_at_5", "popularity_arp_at_5",
+             "popularity_gini_at_5"}
+    assert set(ranking["challenger"]) == names and set(ranking["champion"]) == names
+    assert all(0 <= ranking["challenger"][n] <= 1 for n in names - {"popularity_arp_at_5"})
+    assert ranking["challenger"]["ndcg_at_5"] > ranking["champion"]["ndcg_at_5"], "the ML model ranks better"
+    assert ranking["report"] == storage.uri(Keys(domain).ranking_report(record["batch_id"]))
+    assert b"NDCG" in storage.get_bytes(Keys(domain).ranking_report(record["batch_id"]))
+    card = model_card.read(domain, record["challenger"]["version"])
+    assert card["metrics"]["overall"]["ranking.ndcg_at_5"] == pytest.approx(ranking["challenger"]["ndcg_at_5"])
 
 
 def _every_version_has_a_card(domain: str, record: dict) -> None:

@@ -108,3 +108,55 @@ def test_evaluate_leaves_other_specs_and_frames_without_users_alone():
     claims = get_domain("insurance_claim_risk")
     frame = pd.DataFrame({"has_claim": [0, 1, 0, 1], "score": [0.1, 0.9, 0.4, 0.6]})
     assert set(metrics.evaluate(claims, FixedScores(), frame)) == {"accuracy", "roc_auc", "brier"}
+
+
+# --- Evidently's recommender metrics on the holdout (continuum.ranking) -----------------------
+
+@pytest.fixture(scope="module")
+def ranked():
+    """The impressions above as a holdout of retail_recommender, and a training window of purchases."""
+    frame = impressions().rename(columns={"user": "user_id", "item": "item_id", "bought": "purchased"})
+    train = pd.DataFrame({"user_id": ["u1", "u2", "u3", "u4"], "item_id": ["a", "a", "b", "c"], "purchased": [1, 1, 1, 0]})
+    return get_domain("retail_recommender"), frame.drop(columns="score"), frame["score"].to_numpy(), train
+
+
+@pytest.mark.parametrize(
+    ("k", "expected"),
+    [
+        # u3 bought nothing and is left out. u1 ranks a(1) b(0) c(1) d(0); u2 ranks a(0) e(1).
+        # NDCG@1: u1 1, u2 0. NDCG@2: u1 1/1 = 1 (ideal 1 + 1/log2 3 -> dcg 1 / 1.631), u2 (1/log2 3) / 1.
+        (1, {"ndcg_at_1": 0.5, "hit_rate_at_1": 0.5, "map_at_1": 0.5}),
+        (2, {"ndcg_at_2": (1 / (1 + 1 / math.log2(3)) + 1 / math.log2(3)) / 2, "hit_rate_at_2": 1.0,
+             "map_at_2": (1 / 2 + (1 / 2) / 1) / 2}),
+        # MAP@4: u1 (1/1 + 2/3) / 2, u2 (1/2) / 1 -> 0.667 (Evidently's own MAP says 1.17 here)
+        (4, {"ndcg_at_4": ((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)) + 1 / math.log2(3)) / 2,
+             "hit_rate_at_4": 1.0, "map_at_4": ((1 + 2 / 3) / 2 + 0.5) / 2}),
+    ],
+)
+def test_evidently_ranking_metrics_match_hand_computed_values(ranked, k, expected):
+    from continuum import ranking
+
+    spec, holdout, scores, train = ranked
+    values, html = ranking.evaluate(spec, holdout, scores, train, k=k)
+    for name, value in expected.items():
+        assert values[name] == pytest.approx(value), name
+    assert {f"popularity_coverage_at_{k}", f"popularity_arp_at_{k}", f"popularity_gini_at_{k}"} <= set(values)
+    assert html.lstrip().startswith("<!DOCTYPE html>") and "NDCG" in html and "Popularity" in html
+
+
+def test_k_beyond_every_users_list_is_judged_at_the_longest_list(ranked):
+    """Evidently raises when no user has k candidates: the holdout is judged at the longest list it has."""
+    from continuum import ranking
+
+    spec, holdout, scores, train = ranked
+    values, _ = ranking.evaluate(spec, holdout, scores, train, k=50)
+    assert "ndcg_at_4" in values and values["map_at_4"] == pytest.approx(((1 + 2 / 3) / 2 + 0.5) / 2)
+
+
+def test_map_at_k_is_one_for_a_perfect_ranking_and_ignores_users_without_relevant_items():
+    from continuum.ranking import map_at_k
+
+    frame = pd.DataFrame({"u": [1, 1, 1, 2, 2], "rel": [1, 1, 0, 0, 0], "s": [0.9, 0.8, 0.1, 0.5, 0.4]})
+    assert map_at_k(frame, "u", "rel", "s", 3) == 1.0
+    assert math.isnan(map_at_k(frame.assign(rel=0), "u", "rel", "s", 3))
+    assert map_at_k(frame.assign(s=[0.1, 0.8, 0.9, 0.5, 0.4]), "u", "rel", "s", 3) == pytest.approx((1 / 2 + 2 / 3) / 2)
