@@ -170,7 +170,13 @@ def decide_dag(spec: DomainSpec) -> DAG:
             f"3. `train`: a challenger (`{spec.model.estimator}`) on the champion's window plus the new "
             "data, registered once per batch, judged against the champion on the same held-out rows "
             "(`champion_before` in the record).\n"
-            "4. `promote`: the registered artefact is loaded as scoring loads it and scores the batch "
+            + (
+                "   `approve` (`blessing.approval: required`): a person approves the blessed challenger "
+                "in Required actions or with `continuum approve`; a rejection or a timeout keeps the champion.\n"
+                if spec.blessing.approval == "required"
+                else ""
+            )
+            + "4. `promote`: the registered artefact is loaded as scoring loads it and scores the batch "
             f"(shadow; refused on NaN, a failed load, or a score shift over {spec.blessing.max_score_shift}); "
             "then `champion` moves only if it is still `champion_before` (compare-and-set), the roles are "
             "read back, and a failed smoke test rolls back by itself.\n"
@@ -266,7 +272,10 @@ def decide_dag(spec: DomainSpec) -> DAG:
             lease.release(spec.name, get_current_context()["run_id"])
 
         batch_id = next_batch()
-        steps = [gate(batch_id), monitor(batch_id), train(batch_id), promote(batch_id), score(batch_id)]
+        steps = [gate(batch_id), monitor(batch_id), train(batch_id)]
+        if spec.blessing.approval == "required":  # a person signs off a blessed challenger first
+            steps.append(approve_step(spec))
+        steps += [promote(batch_id), score(batch_id)]
         for upstream, downstream in zip(steps, steps[1:], strict=False):
             upstream >> downstream
         # A teardown runs once its setup succeeded, whatever the steps did (Airflow setup/teardown),
@@ -274,6 +283,25 @@ def decide_dag(spec: DomainSpec) -> DAG:
         steps[-1] >> release_lease().as_teardown(setups=batch_id)
 
     return decide()
+
+
+def approve_step(spec: DomainSpec):
+    """`approve`: the blessed challenger waits for a person (Airflow's ApprovalOperator) before `promote`."""
+    from continuum_approval import ChallengerApproval
+
+    return ChallengerApproval(
+        task_id="approve",
+        domain=spec.name,
+        batch_id="{{ ti.xcom_pull(task_ids='next_batch') }}",
+        response_timeout=timedelta(hours=spec.blessing.approval_timeout_hours),
+        doc_md=(
+            "Asks the owner to approve the blessed challenger (`blessing.approval: required`): the request "
+            "shows the comparison with the champion and the model card. Approve, or reject with a comment, in "
+            f"Required actions, or run `continuum approve {spec.name} <batch_id> [--reject]`. No answer within "
+            f"{spec.blessing.approval_timeout_hours:g} h rejects; the champion then stays. Nothing blessed: it "
+            "returns at once."
+        ),
+    )
 
 
 specs, _errors = load_domains()  # errors are raised by continuum_spec_errors.py

@@ -263,6 +263,41 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def approve(domain: str, batch_id: str, reject: bool = False, comment: str = "", by: str | None = None) -> dict:
+    """Answer the `approve` task waiting on `batch_id`'s challenger; returns what was answered.
+
+    The waiting run is the one holding the domain's decision lease for that batch.
+    """
+    import getpass
+
+    from continuum import approval, dagrun, lease
+
+    spec = specs.get_domain(domain)
+    if not approval.required(spec):
+        raise UserError(f"{spec.name} does not require approval (blessing.approval is {spec.blessing.approval})")
+    held = lease.current(spec.name)
+    if held is None or held.batch_id != batch_id:
+        deciding = f"batch {held.batch_id}" if held is not None else "nothing"
+        raise UserError(f"no approval is waiting for {spec.name} batch {batch_id} ({deciding} is being decided); "
+                        f"`continuum status {spec.name}` shows the batches")
+    chosen = approval.REJECT if reject else approval.APPROVE
+    who = by or getpass.getuser()
+    try:
+        dagrun.answer(f"{spec.name}_decide", held.holder, "approve", [chosen], who, {"comment": comment})
+    except dagrun.NothingWaiting as exc:
+        raise UserError(f"{exc}; nothing was answered") from exc
+    return {"domain": spec.name, "batch_id": batch_id, "answer": chosen, "by": who, "comment": comment or None}
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from continuum.local.services import embedded_services
+
+    specs.get_domain(args.domain)
+    with embedded_services(migrate=False):
+        print(json.dumps(approve(args.domain, args.batch_id, args.reject, args.comment or "", args.by)))
+    return 0
+
+
 def card(domain: str, version: str | None = None) -> dict:
     """The model card of `version` of `domain` (default: the champion), as logged to its MLflow run."""
     from mlflow.exceptions import MlflowException
@@ -430,6 +465,14 @@ def parser() -> argparse.ArgumentParser:
     rollback_cmd = sub.add_parser("rollback", help="move the champion alias back to the previous version")
     rollback_cmd.add_argument("domain")
     rollback_cmd.set_defaults(func=cmd_rollback)
+
+    approve_cmd = sub.add_parser("approve", help="approve (or --reject) the challenger a decision waits on")
+    approve_cmd.add_argument("domain")
+    approve_cmd.add_argument("batch_id")
+    approve_cmd.add_argument("--reject", action="store_true", help="keep the champion")
+    approve_cmd.add_argument("--comment", help="why; kept in the decision record")
+    approve_cmd.add_argument("--by", help="who answers (default: your login name)")
+    approve_cmd.set_defaults(func=cmd_approve)
 
     card_cmd = sub.add_parser("card", help="the model card of a domain's champion (or of --version V)")
     card_cmd.add_argument("domain")

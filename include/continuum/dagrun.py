@@ -71,3 +71,43 @@ def run(dag_id: str, conf: dict | None = None) -> str:
 def reset() -> None:
     """Forget parsed DAGs (after the domains path changed)."""
     _dagbag.cache_clear()
+
+
+class NothingWaiting(LookupError):
+    """No task of that DAG run is waiting for a person's answer."""
+
+
+def answer(dag_id: str, run_id: str, task_id: str, chosen: list[str], by: str, params_input: dict) -> None:
+    """Answer a human-in-the-loop task parked in AWAITING_INPUT, as the Airflow UI's "Required actions" does.
+
+    It calls the REST API's own handler (`update_hitl_detail`) on the metadata database, so
+    the answer is checked (allowed options, answered once) and the task resumes exactly as
+    from the UI. `by` is recorded as the responding user. Works for the platform's runs and
+    for a `continuum ingest --run` waiting in `dag.test()` (they share the metadata database).
+    """
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from fastapi import HTTPException
+
+    with create_session() as session:
+        waiting = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id).one_or_none()
+        if waiting is None or waiting.state != TaskInstanceState.AWAITING_INPUT:
+            state = "not found" if waiting is None else f"in state {waiting.state}"
+            raise NothingWaiting(f"{dag_id} run {run_id}: task {task_id} is {state}, not waiting for an answer")
+        try:
+            update_hitl_detail(
+                dag_id=dag_id,
+                dag_run_id=run_id,
+                task_id=task_id,
+                update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=chosen, params_input=params_input),
+                user=SimpleAuthManagerUser(username=by, role="user"),
+                session=session,
+                map_index=-1,
+            )
+        except HTTPException as exc:
+            raise NothingWaiting(f"{dag_id} run {run_id}: {exc.detail}") from exc
+    log.info("event=hitl_answer dag_id=%s run_id=%s task_id=%s chosen=%s by=%s", dag_id, run_id, task_id, chosen, by)

@@ -98,10 +98,24 @@ class Shadow(BaseModel):
     max_score_shift: float | None = None
 
 
-class Promotion(BaseModel):
-    """What the promote step did and why: `promoted`, `not_blessed`, `refused`, `rolled_back` or `no_challenger`."""
+class Approval(BaseModel):
+    """A person's answer on a blessed challenger (`blessing.approval: required`).
 
-    outcome: Literal["promoted", "not_blessed", "refused", "rolled_back", "no_challenger"]
+    `timed_out`: nobody answered within `blessing.approval_timeout_hours`; the champion stays.
+    """
+
+    outcome: Literal["approved", "rejected", "timed_out"]
+    by: str | None = None
+    at: datetime | None = None
+    comment: str | None = None
+    version: str  # the challenger version the answer is about
+
+
+class Promotion(BaseModel):
+    """What the promote step did and why: `promoted`, `not_blessed`, `not_approved`, `refused`,
+    `rolled_back` or `no_challenger`."""
+
+    outcome: Literal["promoted", "not_blessed", "not_approved", "refused", "rolled_back", "no_challenger"]
     reasons: list[str] = Field(default_factory=list)
     shadow: Shadow | None = None
     previous: str | None = None
@@ -135,6 +149,7 @@ class DecisionRecord(BaseModel):
     retrain: Retrain = Field(default_factory=Retrain)
     champion_before: ModelVersion | None = None  # what the challenger was judged against
     challenger: Challenger | None = None
+    approval: Approval | None = None  # only where the spec requires a person's sign-off
     promotion: Promotion | None = None
     promoted: bool = False
     champion: ModelVersion | None = None

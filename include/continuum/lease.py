@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from continuum import settings, storage
 from continuum.storage import Keys
@@ -89,10 +89,18 @@ def current(domain: str) -> Lease | None:
     )
 
 
-def acquire(domain: str, holder: str, batch_id: str | None = None, now: datetime | None = None) -> Lease:
+def acquire(
+    domain: str,
+    holder: str,
+    batch_id: str | None = None,
+    now: datetime | None = None,
+    ttl: timedelta | None = None,
+) -> Lease:
     """Take, renew or take over the domain's lease for `holder`; `LeaseHeld` when another's is live.
 
     `batch_id` names the batch the holder decides (kept from the lease when not given).
+    `ttl` (default `settings.decision_lease_ttl()`) is longer for a run that waits for a
+    person's approval: the domain stays its own until the approval's timeout.
     """
     for _ in range(ATTEMPTS):
         moment = now or _now()
@@ -109,7 +117,7 @@ def acquire(domain: str, holder: str, batch_id: str | None = None, now: datetime
             holder=holder,
             batch_id=batch_id or (found.batch_id if mine else None),
             acquired_at=found.acquired_at if mine else moment,
-            expires_at=moment + settings.decision_lease_ttl(),
+            expires_at=moment + (ttl or settings.decision_lease_ttl()),
             etag="",
         )
         doc = {

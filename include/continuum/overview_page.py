@@ -26,7 +26,7 @@ SERIES_STYLE = {
 }
 OUTCOME_CLASS = {
     "promoted": "good", "kept": "good", "quarantined": "bad", "rolled_back": "bad", "refused": "warn",
-    "not_blessed": "warn", "waiting_for_labels": "warn", "in_progress": "muted",
+    "not_blessed": "warn", "not_approved": "warn", "waiting_for_labels": "warn", "in_progress": "muted",
 }
 _MAX_METRICS = 4
 

@@ -684,7 +684,7 @@ def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict
 
     `where` is the deciding task, as for `run_gate`; its alerts carry it.
     """
-    from continuum import alerts, model_card, registry
+    from continuum import alerts, approval, model_card, registry
 
     spec = get_domain(domain)
     record = decision.load(domain, batch_id)
@@ -694,6 +694,8 @@ def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict
             record.promotion = decision.Promotion(outcome="no_challenger")
         elif not challenger.blessed:
             record.promotion = decision.Promotion(outcome="not_blessed", reasons=list(challenger.why_not))
+        elif (refused := approval.refusal(spec, record)) is not None:
+            record.promotion = decision.Promotion(outcome="not_approved", reasons=[refused])
         else:
             record.promotion = _promote_blessed(spec, record)
         record.promoted = record.promotion.outcome == "promoted"

@@ -422,6 +422,14 @@ class Blessing(OpenModel):
         default_factory=list,
         description="Bounds on fairness measures over the groups of the protected columns, on the holdout",
     )
+    approval: Literal["none", "required"] = Field(
+        "none",
+        description="required: a blessed challenger waits for a person to approve it (Airflow's "
+        "ApprovalOperator, or `continuum approve`) before champion moves; none: promotion is unattended",
+    )
+    approval_timeout_hours: float = Field(
+        72, gt=0, description="Without an answer in this time the challenger is rejected and the champion stays"
+    )
 
 
 class Scoring(OpenModel):
