@@ -38,7 +38,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from continuum import settings
+from continuum import approval, settings
 from continuum.specs import DomainSpec, load_domains
 from continuum_notifier import deadline_alert, default_args
 
@@ -173,7 +173,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
             + (
                 "   `approve` (`blessing.approval: required`): a person approves the blessed challenger "
                 "in Required actions or with `continuum approve`; a rejection or a timeout keeps the champion.\n"
-                if spec.blessing.approval == "required"
+                if approval.required(spec)
                 else ""
             )
             + "4. `promote`: the registered artefact is loaded as scoring loads it and scores the batch "
@@ -273,7 +273,7 @@ def decide_dag(spec: DomainSpec) -> DAG:
 
         batch_id = next_batch()
         steps = [gate(batch_id), monitor(batch_id), train(batch_id)]
-        if spec.blessing.approval == "required":  # a person signs off a blessed challenger first
+        if approval.required(spec):  # a person signs off a blessed challenger first
             steps.append(approve_step(spec))
         steps += [promote(batch_id), score(batch_id)]
         for upstream, downstream in zip(steps, steps[1:], strict=False):
@@ -293,7 +293,7 @@ def approve_step(spec: DomainSpec):
         task_id="approve",
         domain=spec.name,
         batch_id="{{ ti.xcom_pull(task_ids='next_batch') }}",
-        response_timeout=timedelta(hours=spec.blessing.approval_timeout_hours),
+        response_timeout=approval.timeout(spec),
         doc_md=(
             "Asks the owner to approve the blessed challenger (`blessing.approval: required`): the request "
             "shows the comparison with the champion and the model card. Approve, or reject with a comment, in "

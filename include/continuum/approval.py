@@ -31,7 +31,6 @@ APPROVE, REJECT = "Approve", "Reject"  # the ApprovalOperator's own options
 class Request:
     subject: str
     body: str  # Markdown, as the Airflow UI renders it
-    version: str
 
 
 def required(spec: DomainSpec) -> bool:
@@ -42,12 +41,20 @@ def timeout(spec: DomainSpec) -> timedelta:
     return timedelta(hours=spec.blessing.approval_timeout_hours)
 
 
+def _awaits_answer(spec: DomainSpec, record: decision.DecisionRecord) -> bool:
+    """The spec requires approval and the record has a blessed challenger: someone must answer for it."""
+    return required(spec) and record.challenger is not None and record.challenger.blessed
+
+
+def _answer(record: decision.DecisionRecord) -> decision.Approval | None:
+    """The recorded answer about the record's current challenger (one about another version does not count)."""
+    answer = record.approval
+    return answer if answer is not None and answer.version == record.challenger.version else None
+
+
 def pending(spec: DomainSpec, record: decision.DecisionRecord) -> bool:
     """A blessed challenger of a domain that requires approval, and no answer recorded for it yet."""
-    challenger = record.challenger
-    if not required(spec) or challenger is None or not challenger.blessed or record.done("promote"):
-        return False
-    return record.approval is None or record.approval.version != challenger.version
+    return _awaits_answer(spec, record) and not record.done("promote") and _answer(record) is None
 
 
 def _num(value) -> str:
@@ -103,8 +110,7 @@ def request(domain: str, batch_id: str) -> Request | None:
         card_md,
     ])
     log.info("event=approval_requested domain=%s batch_id=%s version=%s", domain, batch_id, record.challenger.version)
-    return Request(subject=f"{domain}: promote challenger v{record.challenger.version}?", body=body,
-                   version=record.challenger.version)
+    return Request(subject=f"{domain}: promote challenger v{record.challenger.version}?", body=body)
 
 
 def record_answer(
@@ -136,10 +142,10 @@ def record_answer(
 
 def refusal(spec: DomainSpec, record: decision.DecisionRecord) -> str | None:
     """Why `promote` must not move `champion` for lack of a person's approval, or None when it may."""
-    if not required(spec) or record.challenger is None or not record.challenger.blessed:
+    if not _awaits_answer(spec, record):
         return None
-    answer = record.approval
-    if answer is None or answer.version != record.challenger.version:
+    answer = _answer(record)
+    if answer is None:
         return (f"blessing.approval is required and nobody approved v{record.challenger.version}; "
                 "the champion stays (answer the `approve` task, or run `continuum approve`)")
     if answer.outcome == "approved":

@@ -267,8 +267,7 @@ def _ranking_metrics(spec: DomainSpec, frame: pd.DataFrame, scores) -> dict[str,
     that appear in the frame (the candidates the model could have recommended).
     """
     extra = dict(spec.scoring.model_extra or {})
-    k = int(extra.get("k", 10))
-    user, item = extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
+    k, user, item = spec.scoring.ranking
     if user not in frame.columns or item not in frame.columns:
         return {}
     ranked = frame[[user, item, spec.data.target]].assign(_score=scores)

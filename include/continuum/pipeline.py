@@ -441,12 +441,13 @@ def _ranking(spec: DomainSpec, record: decision.DecisionRecord, models: dict, ho
     record.extra.pop("ranking", None)
     if not ranking.applies(spec, holdout):
         return
-    result: dict = {"report": storage.uri(Keys(spec.name).ranking_report(record.batch_id))}
+    key = Keys(spec.name).ranking_report(record.batch_id)
+    result: dict = {"report": storage.uri(key)}
     html = ""
     for role, model in models.items():
         values, report = ranking.evaluate(spec, holdout, metrics.positive_scores(spec, model, holdout), train)
         result[role], html = values, html or report  # the report shows the challenger (first)
-    storage.put_bytes(Keys(spec.name).ranking_report(record.batch_id), html.encode(), "text/html")
+    storage.put_bytes(key, html.encode(), "text/html")
     client = mlflow.MlflowClient()
     for name, value in result["challenger"].items():
         client.log_metric(record.challenger.run_id, f"ranking.{name}", value)

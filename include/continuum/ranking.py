@@ -33,17 +33,11 @@ log = logging.getLogger(__name__)
 PREDICTION = "_continuum_score"
 
 
-def columns(spec: DomainSpec) -> tuple[int, str, str]:
-    """(k, user column, item column) of a recommendations spec, as batch scoring reads them."""
-    extra = dict(spec.scoring.model_extra or {})
-    return int(extra.get("k", 10)), extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
-
-
 def applies(spec: DomainSpec, frame: pd.DataFrame) -> bool:
     """A recommendations spec whose frame has its user and item columns."""
     if spec.scoring.kind != "recommendations":
         return False
-    _, user, item = columns(spec)
+    _, user, item = spec.scoring.ranking
     return user in frame.columns and item in frame.columns
 
 
@@ -86,7 +80,7 @@ def evaluate(
     from evidently.core.datasets import Recsys
     from evidently.metrics import recsys
 
-    spec_k, user, item = columns(spec)
+    spec_k, user, item = spec.scoring.ranking
     k = k or spec_k
     # Evidently's NDCG needs some user with at least k candidates (it raises KeyError otherwise):
     # a holdout where every user has fewer is judged at the longest list it has.

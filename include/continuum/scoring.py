@@ -141,9 +141,7 @@ def _recommendations(spec: DomainSpec, p: np.ndarray, frame: pd.DataFrame) -> pd
     """Top `k` items per user; the frame holds one row per (user, candidate item)."""
     import pandas as pd
 
-    extra = _extra(spec)
-    k = int(extra.get("k", 10))
-    user, item = extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
+    k, user, item = spec.scoring.ranking
     missing = [c for c in (user, item) if c not in frame.columns]
     if missing:
         raise ValueError(

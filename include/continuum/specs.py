@@ -457,6 +457,12 @@ class Scoring(OpenModel):
             return self.reason_codes
         return 3 if self.kind in ("premium", "fraud") else 0
 
+    @property
+    def ranking(self) -> tuple[int, str, str]:
+        """(k, user column, item column) of a recommendations spec: `scoring.k`, `user_column`, `item_column`."""
+        extra = dict(self.model_extra or {})
+        return int(extra.get("k", 10)), extra.get("user_column", "user_id"), extra.get("item_column", "item_id")
+
 
 DEADLINE_MINUTES_DESCRIPTION = (
     "Minutes after a run is queued before deadline_missed pages the owner; "
