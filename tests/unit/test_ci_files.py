@@ -92,3 +92,17 @@ def test_make_test_runs_the_integration_tests_beside_the_rest_and_fails_if_eithe
 def test_make_test_with_pytest_args_runs_just_those():
     recipe = _recipe("PYTEST_ARGS=tests/unit/test_ci_files.py")
     assert "pytest tests/unit/test_ci_files.py" in recipe and "tests/integration" not in recipe
+
+
+def test_test_modules_have_unique_basenames():
+    """tests/ has no __init__.py files, so pytest imports every test module by its basename:
+    two files with one name stop the whole run at collection (CI failed that way once)."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        if path.name == "conftest.py" or "__pycache__" in path.parts:
+            continue
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(REPO)} and {path.relative_to(REPO)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "test modules share a basename (rename one): " + "; ".join(clashes)
