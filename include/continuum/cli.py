@@ -263,6 +263,27 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the champion with `mlflow models serve` (continuum.serving) until Ctrl-C."""
+    import subprocess
+
+    from continuum import model_loading, serving
+    from continuum.local.services import embedded_services
+
+    spec = specs.get_domain(args.domain)
+    with embedded_services(migrate=False):
+        try:
+            serve = serving.command(spec.name, port=args.port, host=args.host)
+        except (serving.NoChampion, model_loading.UnsafeModel) as exc:
+            raise UserError(str(exc)) from exc
+        print(json.dumps({"domain": spec.name, "model_uri": serve.model_uri, "version": serve.version,
+                          "invocations": f"http://{args.host}:{args.port}/invocations"}), flush=True)
+        try:
+            return subprocess.run(serve.argv, env=serve.env, check=False).returncode
+        except KeyboardInterrupt:
+            return 0
+
+
 def approve(domain: str, batch_id: str, reject: bool = False, comment: str = "", by: str | None = None) -> dict:
     """Answer the `approve` task waiting on `batch_id`'s challenger; returns what was answered.
 
@@ -465,6 +486,12 @@ def parser() -> argparse.ArgumentParser:
     rollback_cmd = sub.add_parser("rollback", help="move the champion alias back to the previous version")
     rollback_cmd.add_argument("domain")
     rollback_cmd.set_defaults(func=cmd_rollback)
+
+    serve_cmd = sub.add_parser("serve", help="serve the champion over HTTP with mlflow models serve (POST /invocations)")
+    serve_cmd.add_argument("domain")
+    serve_cmd.add_argument("--port", type=int, default=5001)
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.set_defaults(func=cmd_serve)
 
     approve_cmd = sub.add_parser("approve", help="approve (or --reject) the challenger a decision waits on")
     approve_cmd.add_argument("domain")

@@ -33,8 +33,8 @@ def _refused(types: list[str]) -> list[str]:
     return sorted(t for t in types if t not in TRUSTED_TYPES and not t.startswith(TRUSTED_PREFIXES))
 
 
-def load_sklearn(model_uri: str) -> Any:
-    """The scikit-learn object logged at `model_uri` (e.g. `models:/claims@champion`).
+def check_sklearn(model_uri: str) -> tuple[Path, list[str]]:
+    """The local skops file of `model_uri` and its types, once Continuum's allow-list accepts them.
 
     Raises UnsafeModel for a model not saved with skops or holding a type outside the allow-list.
     """
@@ -57,5 +57,13 @@ def load_sklearn(model_uri: str) -> Any:
     refused = _refused(untrusted)
     if refused:
         raise UnsafeModel(f"{model_uri} holds types outside Continuum's allow-list: {refused}; not loading it")
+    return path, untrusted
+
+
+def load_sklearn(model_uri: str) -> Any:
+    """The scikit-learn object logged at `model_uri` (e.g. `models:/claims@champion`), checked by `check_sklearn`."""
+    import skops.io
+
+    path, untrusted = check_sklearn(model_uri)
     log.info("event=model_loaded uri=%s format=skops trusted_types=%d", model_uri, len(untrusted))
     return skops.io.load(path, trusted=untrusted)

@@ -102,3 +102,26 @@ def test_a_skops_artefact_that_trusts_a_foreign_type_is_refused(guard_off):
     with pytest.raises(model_loading.UnsafeModel, match="outside Continuum's allow-list") as refused:
         registry.load_champion(NAME)
     assert "posix.system" in str(refused.value) or "os.system" in str(refused.value)
+
+
+def test_serving_checks_the_champion_before_it_lets_mlflow_load_it(guard_off):
+    """`continuum serve` hands MLflow a pinned version, and only one the allow-list accepted."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    from continuum import serving
+
+    with pytest.raises(serving.NoChampion, match="no champion"):
+        serving.command(NAME)
+    model, _ = _hist_gradient_boosting()
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    registry.promote(NAME, _log(model, serialization_format="skops", skops_trusted_types=trusted))
+    serve = serving.command(NAME, port=6123)
+    assert serve.model_uri == f"models:/{NAME}/{serve.version}" and serve.model_uri in serve.argv
+    assert serve.env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "true"
+    assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"  # only the server's process gets it
+
+    pickled = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    registry.promote(NAME, _log(pickled, serialization_format="cloudpickle"))
+    with pytest.raises(model_loading.UnsafeModel, match="serialised with cloudpickle"):
+        serving.command(NAME)
