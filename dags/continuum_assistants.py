@@ -168,6 +168,13 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             return run(spec)
 
         @task(multiple_outputs=False)
+        def read_traces() -> dict:
+            """With `conversations: {kind: mlflow_traces}`: the window's traces, validated and redacted."""
+            from continuum.llm.traces import read_window
+
+            return read_window(spec, _window_end())
+
+        @task(multiple_outputs=False)
         def score(intake: dict) -> dict:
             """Score every conversation of the window."""
             from continuum.llm.evaluation import score as run
@@ -180,6 +187,20 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             from continuum.llm.evaluation import compare_and_decide
 
             return compare_and_decide(spec, scored["window"])
+
+        @task(multiple_outputs=False)
+        def write_assessments(scored: dict) -> dict:
+            """Scores of trace-sourced conversations as feedback on their MLflow traces (once each)."""
+            from continuum.llm.traces import write_assessments as run
+
+            return run(spec, scored["window"])
+
+        @task(multiple_outputs=False)
+        def genai_evaluate(scored: dict) -> dict:
+            """Up to `evaluation.genai_max_conversations` through mlflow.genai.evaluate, a run per version."""
+            from continuum.llm.genai import evaluate_window
+
+            return evaluate_window(spec, scored["window"])
 
         @task(multiple_outputs=False)
         def record(decided: dict) -> dict:
@@ -208,7 +229,11 @@ def eval_dag(spec: AssistantSpec) -> DAG:
 
         intake = validate_and_redact()
         expire_raw(intake)
-        recorded = record(compare(score(intake)))
+        scored = score(intake)
+        read_traces() >> scored
+        write_assessments(scored)
+        genai_evaluate(scored)
+        recorded = record(compare(scored))
         replay_and_judge(recorded)
         optimise_prompt(recorded)
 

@@ -244,6 +244,8 @@ def read_window(spec: AssistantSpec, window_end: datetime) -> dict[str, Any]:
     keys = storage.LlmKeys(spec.name)
     start, end = window_bounds(spec, window_end)
     window = window_id(start, end)
+    if spec.conversations is None:
+        return {"assistant": spec.name, "window": window, "skipped": True, "valid": 0, "quarantined": 0}
     batch = batch_id(window)
     if storage.exists(keys.manifest(batch)):
         manifest = storage.get_json(keys.manifest(batch))
@@ -307,6 +309,8 @@ def write_assessments(spec: AssistantSpec, window: str) -> dict[str, Any]:
     from continuum.llm.evaluation import load_window
     from continuum.llm.scorers import DESCRIPTIONS
 
+    if spec.conversations is None:
+        return {"assistant": spec.name, "window": window, "traces": 0, "written": 0, "already": 0}
     keys = storage.LlmKeys(spec.name)
     counts = storage.get_json(keys.scores_summary(window))
     conversations, _, _ = load_window(spec, datetime.fromisoformat(counts["window_end"]))
