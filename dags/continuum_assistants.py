@@ -7,7 +7,7 @@ Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
 | DAG | runs when | does |
 |---|---|---|
 | `<assistant>_conversations_land` | every minute | announces new JSONL logs under `s3://<bucket>/llm/conversations/<assistant>/` |
-| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
+| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (and, with `conversations: {kind: mlflow_traces}`, the window's MLflow traces; scores are written back on them as feedback) (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
 
 With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
 also replays conversations through candidate prompts, adds an LLM-as-judge score and

@@ -32,7 +32,7 @@ def traced_spec(loop, tmp_path, monkeypatch):
     spec = yaml.safe_load((REPO_ROOT / "include/domains/shopping_assistant.yaml").read_text())
     spec["name"] = NAME
     spec["conversations"] = {"kind": "mlflow_traces", "experiment": EXPERIMENT}
-    spec["evaluation"]["genai_max_conversations"] = 4
+    spec["evaluation"].update(genai_max_conversations=4, min_conversations=100)
     directory = tmp_path / "specs"
     (directory / "references").mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "include/domains/references/shopping_assistant", directory / "references" / NAME)
@@ -78,7 +78,7 @@ def test_traced_conversations_are_scored_assessed_and_the_better_version_promote
 
     prompts.seed(traced_spec)
     start = datetime.now(UTC) - timedelta(days=1)
-    conversations = simulate.generate("shopping_assistant", n=700, seed=7, versions={"1": 0.5, "4": 0.5}, start=start)
+    conversations = simulate.generate("shopping_assistant", n=300, seed=7, versions={"1": 0.5, "4": 0.5}, start=start)
     conversations = [c for c in conversations if c["messages"][-1]["role"] == "assistant"]
     ids = _log_as_traces(conversations)
     _log_as_traces(conversations[:3], link_prompt=False)  # no prompt version: quarantined

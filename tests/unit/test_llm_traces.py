@@ -213,3 +213,32 @@ def test_scores_are_written_back_as_feedback_once(tracing):
     assert "personal data" in by_name["pii_echoed"].rationale and by_name["cost"].metadata["window"] == window
     assert "outcome" not in by_name  # people's feedback is already on the trace
     json.dumps([a.to_dictionary() for a in mine])
+
+
+def test_the_readme_trace_setup_loads_and_its_logged_trace_is_read(mlflow_store, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from continuum.llm import prompts
+    from continuum.llm.specs import get_assistant
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("**Conversations from MLflow traces.**", 1)[1].split("**Raw logs.**", 1)[0]
+    (setup,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    (logging_example,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    shop = get_assistant("shopping_assistant")
+    example = yaml.safe_load(setup)
+    raw = shop.model_dump(mode="json") | {"conversations": example["conversations"]}
+    raw["evaluation"] |= example["evaluation"]
+    spec = AssistantSpec.model_validate(raw)
+    assert spec.conversations.filter == "tags.env = 'prod'" and spec.evaluation.genai_max_conversations == 20
+    prompts.seed(spec)
+    exec(compile(logging_example, "README.md", "exec"), {})
+    result = traces.read_window(spec, _end())
+    assert (result["valid"], result["quarantined"]) == (1, 0)
+    (conv,), _, _ = evaluation.load_window(spec, _end_of(result["window"]))
+    assert conv["conversation_id"] == "c-42" and conv["prompt"]["version"] == "2"
+    assert conv["params"] == {"temperature": 0.3, "top_p": 0.9} and conv["outcome"] == {"success": True}
