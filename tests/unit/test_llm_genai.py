@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from continuum import storage
 from continuum.llm import evaluation, genai, simulate
 from continuum.llm.scorers import SCORES, score_table
 from continuum.llm.specs import get_assistant
