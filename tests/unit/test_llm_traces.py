@@ -242,3 +242,27 @@ def test_the_readme_trace_setup_loads_and_its_logged_trace_is_read(mlflow_store,
     (conv,), _, _ = evaluation.load_window(spec, _end_of(result["window"]))
     assert conv["conversation_id"] == "c-42" and conv["prompt"]["version"] == "2"
     assert conv["params"] == {"temperature": 0.3, "top_p": 0.9} and conv["outcome"] == {"success": True}
+
+
+def test_an_unknown_conversation_source_kind_is_refused_with_its_field():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="conversations.kind"):
+        make_spec(kind="kafka")
+
+
+def test_the_genai_evaluation_runs_once_per_version_and_window(tracing):
+    import mlflow
+
+    from continuum.llm import genai
+
+    spec = make_spec()
+    spec.evaluation.genai_max_conversations = 2
+    tracing(params=_params(), version=1)
+    tracing(params=_params(), version=2)
+    window = traces.read_window(spec, _end())["window"]
+    evaluation.score(spec, _end_of(window))
+    assert genai.evaluate_window(spec, window)["evaluated"] == {"1": 1, "2": 1}
+    assert genai.evaluate_window(spec, window)["evaluated"] == {}
+    runs = mlflow.search_runs(experiment_names=["shop-genai-evaluation"], output_format="list")
+    assert sorted(r.data.tags["prompt_version"] for r in runs) == ["1", "2"]
