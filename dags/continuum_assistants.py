@@ -7,7 +7,7 @@ Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
 | DAG | runs when | does |
 |---|---|---|
 | `<assistant>_conversations_land` | every minute | announces new JSONL logs under `s3://<bucket>/llm/conversations/<assistant>/` |
-| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
+| `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (and, with `conversations: {kind: mlflow_traces}`, the window's MLflow traces; scores are written back on them as feedback) (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
 
 With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
 also replays conversations through candidate prompts, adds an LLM-as-judge score and
@@ -168,6 +168,13 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             return run(spec)
 
         @task(multiple_outputs=False)
+        def read_traces() -> dict:
+            """With `conversations: {kind: mlflow_traces}`: the window's traces, validated and redacted."""
+            from continuum.llm.traces import read_window
+
+            return read_window(spec, _window_end())
+
+        @task(multiple_outputs=False)
         def score(intake: dict) -> dict:
             """Score every conversation of the window."""
             from continuum.llm.evaluation import score as run
@@ -180,6 +187,20 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             from continuum.llm.evaluation import compare_and_decide
 
             return compare_and_decide(spec, scored["window"])
+
+        @task(multiple_outputs=False)
+        def write_assessments(scored: dict) -> dict:
+            """Scores of trace-sourced conversations as feedback on their MLflow traces (once each)."""
+            from continuum.llm.traces import write_assessments as run
+
+            return run(spec, scored["window"])
+
+        @task(multiple_outputs=False)
+        def genai_evaluate(scored: dict) -> dict:
+            """Up to `evaluation.genai_max_conversations` through mlflow.genai.evaluate, a run per version."""
+            from continuum.llm.genai import evaluate_window
+
+            return evaluate_window(spec, scored["window"])
 
         @task(multiple_outputs=False)
         def record(decided: dict) -> dict:
@@ -208,7 +229,11 @@ def eval_dag(spec: AssistantSpec) -> DAG:
 
         intake = validate_and_redact()
         expire_raw(intake)
-        recorded = record(compare(score(intake)))
+        scored = score(intake)
+        read_traces() >> scored
+        write_assessments(scored)
+        genai_evaluate(scored)
+        recorded = record(compare(scored))
         replay_and_judge(recorded)
         optimise_prompt(recorded)
 

@@ -99,9 +99,24 @@ def _retire_landed(spec: AssistantSpec, key: str, sha: str) -> str | None:
     return None
 
 
+def store_quarantined(
+    spec: AssistantSpec, stem: str, bad: list[dict], valid: int, locator: str, about: dict[str, Any]
+) -> None:
+    """Bad records (their `raw` redacted) and a report of why, each located by `locator` (line, trace_id)."""
+    from continuum.llm.redact import redact_text
+
+    keys = storage.LlmKeys(spec.name)
+    masked = [{**b, "raw": redact_text(b["raw"])} for b in bad]
+    storage.put_bytes(keys.quarantine(stem), _jsonl(masked), "application/x-ndjson")
+    reasons = [{locator: b[locator], "reason": b["reason"]} for b in bad]
+    storage.put_json(
+        keys.quarantine_report(stem), {**about, "quarantined": len(bad), "valid": valid, "reasons": reasons}
+    )
+
+
 def _process(spec: AssistantSpec, key: str) -> dict[str, Any]:
     from continuum.llm.logs import parse_jsonl
-    from continuum.llm.redact import redact_conversation, redact_text
+    from continuum.llm.redact import redact_conversation
 
     keys = storage.LlmKeys(spec.name)
     data = storage.get_bytes(key)
@@ -115,18 +130,7 @@ def _process(spec: AssistantSpec, key: str) -> dict[str, Any]:
     valid, bad = parse_jsonl(data, spec.name)
     stem = PurePosixPath(key).stem
     if bad:
-        masked = [{**b, "raw": redact_text(b["raw"])} for b in bad]
-        storage.put_bytes(keys.quarantine(stem), _jsonl(masked), "application/x-ndjson")
-        storage.put_json(
-            keys.quarantine_report(stem),
-            {
-                "source": key,
-                "sha": sha,
-                "quarantined": len(bad),
-                "valid": len(valid),
-                "reasons": [{"line": b["line"], "reason": b["reason"]} for b in bad],
-            },
-        )
+        store_quarantined(spec, stem, bad, len(valid), "line", {"source": key, "sha": sha})
     redacted = [redact_conversation(c) for c in valid]
     storage.put_bytes(keys.redacted(sha), _jsonl(redacted), "application/x-ndjson")
     started = sorted(str(c["started_at"]) for c in redacted)

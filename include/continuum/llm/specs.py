@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -81,6 +81,22 @@ class Evaluation(OpenModel):
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
         description="Version of the fixed set of good conversations `similarity` compares against",
     )
+    genai_max_conversations: int = Field(
+        0, ge=0, description="Conversations per window also run through mlflow.genai.evaluate (~2 s each; 0: off)"
+    )
+
+
+class TraceSource(OpenModel):
+    """MLflow traces as a conversation source, read for each evaluation window (`conversations:` in the spec).
+
+    Named `conversations` because `source` on a spec is the YAML file it was loaded from.
+    """
+
+    kind: Literal["mlflow_traces"] = Field(description="Where the conversations come from: mlflow_traces")
+    experiment: str = Field(min_length=1, description="The MLflow experiment the assistant logs its traces to")
+    filter: str | None = Field(
+        None, description="An extra `mlflow.search_traces` filter, e.g. \"tags.env = 'prod'\" (ANDed with the window)"
+    )
 
 
 class AssistantMonitoring(OpenModel):
@@ -124,6 +140,9 @@ class AssistantSpec(OpenModel):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     monitoring: AssistantMonitoring = Field(default_factory=AssistantMonitoring)
+    conversations: TraceSource | None = Field(
+        None, description="Also read conversations from MLflow traces (beside the JSONL landing)"
+    )
     prompts: list[PromptVersion] = Field(
         default_factory=list, description="Shipped versions, registered in order when the prompt does not exist"
     )
