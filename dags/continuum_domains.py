@@ -258,11 +258,13 @@ def decide_dag(spec: DomainSpec) -> DAG:
         @task(outlets=[scores], multiple_outputs=False)
         def score(batch_id: str) -> dict:
             """Score the batch with the champion; the batch's record is final and it leaves the queue."""
+            from continuum.alerts import task_location
             from continuum.pipeline import run_scoring
 
             hold_lease(batch_id)
-            get_current_context()["outlet_events"][scores].extra = {"batch_ids": [batch_id]}
-            return run_scoring(spec.name, batch_id)
+            context = get_current_context()
+            context["outlet_events"][scores].extra = {"batch_ids": [batch_id]}
+            return run_scoring(spec.name, batch_id, where=task_location(context))
 
         @task
         def release_lease() -> None:

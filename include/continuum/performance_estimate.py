@@ -175,8 +175,14 @@ def drop_condition(spec: DomainSpec, batch_id: str, estimated: Estimate):
     )
 
 
-def after_scoring(spec: DomainSpec, record: DecisionRecord, model, frame: pd.DataFrame) -> None:
+def after_scoring(
+    spec: DomainSpec, record: DecisionRecord, model, frame: pd.DataFrame, where: dict | None = None
+) -> None:
     """Record the CBPE estimate of an unlabelled batch the champion just scored, and alert a large drop.
+
+    A drop alerts (`estimated_drop`, with noise control); an estimate back within
+    `max_estimated_drop` on a later batch sends `resolved` once. `where` is the scoring
+    task (`alerts.task_location`: run, try, log link); without it the alert names the DAG and task only.
 
     A labelled batch is skipped: its metric was measured by `monitor`. Only `record.estimate`
     and an alert change here: nothing is retrained or promoted on an estimate. Seeded and
@@ -193,7 +199,9 @@ def after_scoring(spec: DomainSpec, record: DecisionRecord, model, frame: pd.Dat
     condition = drop_condition(spec, record.batch_id, record.estimate)
     if condition is not None:
         alert_delivery.apply(
-            condition, occurrence=f"batch:{record.batch_id}", dag_id=f"{spec.name}_decide", task_id="score"
+            condition,
+            occurrence=f"batch:{record.batch_id}",
+            **{"dag_id": f"{spec.name}_decide", "task_id": "score", **(where or {})},
         )
     log.info(
         "event=estimate domain=%s batch_id=%s metric=%s estimated=%s holdout=%s drop=%s",

@@ -723,8 +723,11 @@ def run_promotion(domain: str, batch_id: str, where: dict | None = None) -> dict
     }
 
 
-def run_scoring(domain: str, batch_id: str) -> dict:
-    """Score the batch with the champion after a smoke test, then finish the batch."""
+def run_scoring(domain: str, batch_id: str, where: dict | None = None) -> dict:
+    """Score the batch with the champion after a smoke test, then finish the batch.
+
+    `where` is the scoring task, as for `run_gate`; an `estimated_drop` alert carries it.
+    """
     from continuum import performance_estimate, registry, scoring
 
     spec = get_domain(domain)
@@ -755,7 +758,7 @@ def run_scoring(domain: str, batch_id: str) -> dict:
                 " ".join(f"mean_{c}={v['mean']:.4g}" for c, v in record.score_summary.columns.items()),
             )
             record.champion = _model_version(champion)  # the version that scored: late labels are judged against it
-            performance_estimate.after_scoring(spec, record, model, frame)  # unlabelled: CBPE estimate, may warn
+            performance_estimate.after_scoring(spec, record, model, frame, where)  # unlabelled: CBPE estimate, may warn
         record.mark("score")
     finish(record)
     return {"batch_id": batch_id, "scores": record.scores}

@@ -93,19 +93,30 @@ def _rows(n: int, seed: int, start: int = 0):
     return pd.DataFrame({"row_id": [f"r{start + i:06d}" for i in range(n)], "x1": x1, "x2": x2, "y": y})
 
 
+def _train_champion(seed: int) -> str:
+    """Train, register and promote a champion on fresh rows (the real train and promote steps)."""
+    from continuum import pipeline, registry, training
+    from continuum.specs import get_domain
+
+    spec = get_domain(LATE)
+    rows = _rows(600, seed=seed, start=900_000 + 1000 * seed)
+    batch_id = f"{seed:016d}"
+    result = training.train_and_register(
+        spec, rows.iloc[:450], rows.iloc[450:], batch_id=batch_id, dataset_uri="s3://continuum/probe"
+    )
+    pipeline._save_lineage(spec, result.version, rows.iloc[:450], [batch_id])
+    registry.promote(LATE, result.version)
+    return result.version
+
+
 def _champion_and_a_scored_batch():
     """A trained champion and one unlabelled batch it scored (the real train and score steps)."""
-    from continuum import decision, pipeline, registry, storage, training, validation
+    from continuum import decision, pipeline, storage, validation
     from continuum.specs import get_domain
     from continuum.storage import Keys
 
     spec = get_domain(LATE)
-    rows = _rows(600, seed=0, start=900_000)
-    result = training.train_and_register(
-        spec, rows.iloc[:450], rows.iloc[450:], batch_id="0" * 16, dataset_uri="s3://continuum/probe"
-    )
-    pipeline._save_lineage(spec, result.version, rows.iloc[:450], ["0" * 16])
-    registry.promote(LATE, result.version)
+    _train_champion(seed=0)
     served = _rows(300, seed=1)
     unlabelled = served.drop(columns="y")
     batch_id = storage.batch_id_for(unlabelled.to_csv(index=False).encode())
@@ -122,14 +133,16 @@ def _champion_and_a_scored_batch():
 def test_health_dag_with_the_clock_moved_forward_and_late_labels_alerts_counts_and_resolves(
     airflow_db, mlflow_store, oncall, tmp_path, monkeypatch
 ):
-    """model_stale, data_missing, champion_below_floor and realised_gap (late labels) reach Slack and the webhook from the
-    health DAG's own run; the next hour only counts them; a batch registered clears data_missing once."""
+    """model_stale, data_missing, champion_below_floor and realised_gap (late labels) reach Slack, email and the webhook
+    from the health DAG's own run; the next hour only counts them; a batch registered clears data_missing once, and a
+    new champion clears model_stale once."""
     import json
     import os
     from datetime import UTC, datetime
     from urllib.parse import quote
 
     import yaml
+    from alert_receivers import MAIL_TO, mail_text
 
     from continuum import alert_delivery, labels, landing
 
@@ -162,6 +175,8 @@ def test_health_dag_with_the_clock_moved_forward_and_late_labels_alerts_counts_a
     assert sent["champion_below_floor"]["facts"]["value"] < 0.6 and sent["champion_below_floor"]["batch_id"] == batch_id
     slack = [p["body"]["text"] for p in oncall.http.on("/slack/oncall") if f"run_id={first.run_id}" in p["body"]["text"]]
     assert sorted(t.split(" ")[1] for t in slack) == ["champion_below_floor", "data_missing", "model_stale", "realised_gap"]
+    mails = [m for m in oncall.mail.messages if f"run_id={first.run_id}" in mail_text(m)]
+    assert sorted(mail_text(m) for m in mails) == sorted(slack) and all(m["X-Envelope-To"] == MAIL_TO for m in mails)
     digest = oncall.s3.get_json(f"health/{hours_ahead:%Y-%m-%dT%H}.json")
     [entry] = [e for e in digest["entries"] if e["name"] == LATE]
     assert entry["realised"]["batch_id"] == batch_id and entry["realised"]["value"] < 0.6
@@ -180,3 +195,17 @@ def test_health_dag_with_the_clock_moved_forward_and_late_labels_alerts_counts_a
     new = [h["body"]["alert"] for h in oncall.http.on("/hook")][received:]
     assert [(a["kind"], a["facts"]["resolves"], a["run_id"]) for a in new] == [("resolved", "data_missing", third.run_id)]
     assert sum("resolved" in p["body"]["text"].split(" ")[1] for p in oncall.http.on("/slack/oncall")) == 1
+    assert [m["Subject"].split(": ")[1].split(" ")[0] for m in oncall.mail.messages if "resolved" in m["Subject"]] == [
+        "data_missing"
+    ]
+
+    received = len(oncall.http.on("/hook"))
+    _train_champion(seed=2)  # a new champion: fresh again
+    now = datetime.now(UTC)
+    fourth = dag.test(logical_date=now.replace(minute=0, second=0, microsecond=0))
+    assert str(fourth.state) == "success"
+    new = [h["body"]["alert"] for h in oncall.http.on("/hook")][received:]
+    assert [(a["kind"], a["facts"]["resolves"], a["run_id"]) for a in new] == [("resolved", "model_stale", fourth.run_id)]
+    fifth = dag.test(logical_date=now.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=10))  # its rerun
+    assert str(fifth.state) == "success"
+    assert len(oncall.http.on("/hook")) == received + 1  # resolved exactly once

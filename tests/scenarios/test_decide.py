@@ -250,11 +250,19 @@ def test_failed_smoke_test_after_promotion_rolls_back_and_alerts(judged, monkeyp
 
 def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, oncall, monkeypatch):
     """The train task fails in the real decide DAG (after its retries): the owner gets `task_failed`
-    on Slack and the webhook with the run and log link; `ingest --run` then resumes the batch."""
+    on Slack and the webhook with the run and log link; `ingest --run` then resumes the batch, and
+    the hourly health DAG counts the failed run, then, an hour without failures later, sends `resolved` once."""
+    from datetime import UTC, datetime, timedelta
     from urllib.parse import quote
 
-    from continuum import cli, dagrun, training
+    from airflow.dag_processing.dagbag import DagBag
 
+    from continuum import cli, dagrun, training
+    from continuum.settings import REPO_ROOT
+
+    health = DagBag(dag_folder=str(REPO_ROOT / "dags" / "continuum_health.py")).dags["continuum_health"]
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert str(health.test(logical_date=hour).state) == "success"  # the failed-run counts before the failure
     loop.ingest(DOMAIN, loop.batch(DOMAIN, seed=1))
     path = loop.write(loop.batch(DOMAIN, seed=3, faults=["covariate_drift"], drift=1.0))
     cli.ingest(DOMAIN, path, run=False)
@@ -283,6 +291,23 @@ def test_ingest_run_resumes_a_batch_that_failed_in_training(loop, oncall, monkey
     assert record["challenger"] is not None and record["promoted"] is True
     assert batches.pending(DOMAIN) == []
     assert len(versions(DOMAIN)) == 2
+
+    def sent(kind: str) -> list[dict]:
+        hooks = [h["body"]["alert"] for h in oncall.http.on("/hook")]
+        return [a for a in hooks if a["kind"] == kind and a["domain"] == DOMAIN]
+
+    rerun = health.test(logical_date=hour + timedelta(minutes=20))  # the same hour: the failed run is new to it
+    assert str(rerun.state) == "success"
+    assert len(sent("task_failed")) == 1  # counted into the open alert, not sent again
+    from continuum import alert_delivery
+
+    [recorded] = alert_delivery.recorded(DOMAIN, kind="task_failed")
+    assert recorded["count"] == 2
+    later = health.test(logical_date=hour + timedelta(hours=1))  # an hour without failures
+    assert str(later.state) == "success"
+    assert [(a["facts"]["resolves"], a["run_id"]) for a in sent("resolved")] == [("task_failed", later.run_id)]
+    assert str(health.test(logical_date=hour + timedelta(hours=1, minutes=10)).state) == "success"
+    assert len(sent("resolved")) == 1
 
 
 @pytest.mark.parametrize("count", [2, 5])

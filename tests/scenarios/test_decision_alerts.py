@@ -1,5 +1,5 @@
 """champion_below_floor and challenger_rejected_repeatedly, raised by the real `<domain>_decide`
-DAG and received by the local Slack and webhook stand-ins, with the deciding task's location,
+DAG and received by the local Slack, email (SMTP) and webhook stand-ins, with the deciding task's location,
 the count of a repeat, and the `resolved` message when the condition clears.
 
 Three batches of a retail probe (its rules baseline becomes the first champion, so the
@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
+from alert_receivers import MAIL_TO, mail_text
 
 from continuum import alert_delivery
 
@@ -51,7 +52,7 @@ def _where(alert: dict) -> tuple:
     return alert["dag_id"], alert["task_id"], alert["try_number"]
 
 
-def test_decision_alerts_reach_slack_and_the_webhook_with_the_task_a_count_and_resolved(loop, oncall, probe):
+def test_decision_alerts_reach_slack_email_and_the_webhook_with_the_task_a_count_and_resolved(loop, oncall, probe):
     def ingest(seed: int) -> dict:
         return loop.ingest(DOMAIN, loop.batch("retail_recommender", n=3000, seed=seed))
 
@@ -70,10 +71,14 @@ def test_decision_alerts_reach_slack_and_the_webhook_with_the_task_a_count_and_r
         f"[WARNING] challenger_rejected_repeatedly {DOMAIN}",
     ]
     assert all(f"log={hooks['champion_below_floor']['log_url']}" in t for t in slack if "champion_below_floor" in t)
+    mails = {m["Subject"].split(" ")[2]: m for m in oncall.mail.messages}  # "[continuum <severity>] <kind> <domain>: ..."
+    assert set(mails) == set(hooks) and all(m["X-Envelope-To"] == MAIL_TO for m in mails.values())
+    assert sorted(mail_text(m) for m in mails.values()) == sorted(slack)
 
     second = ingest(42)  # the same two conditions again: counted, not sent again
     assert "performance" in second["retrain"]["reasons"] and second["challenger"]["blessed"] is False
     assert len(_texts(oncall, "/slack/oncall")) == 2 and len(oncall.http.on("/hook")) == 2
+    assert len(oncall.mail.messages) == 2
     counts = {a["kind"]: a["count"] for a in alert_delivery.recorded(DOMAIN)}
     assert counts == {"champion_below_floor": 2, "challenger_rejected_repeatedly": 2}
 
@@ -86,6 +91,8 @@ def test_decision_alerts_reach_slack_and_the_webhook_with_the_task_a_count_and_r
         "champion_below_floor",
     ]
     assert any("alerted 2 times" in t for t in resolved)
+    mailed = [m["Subject"] for m in oncall.mail.messages if m["Subject"].startswith(f"[continuum info] resolved {DOMAIN}: ")]
+    assert len(mailed) == 2
     assert sorted(a["facts"]["resolves"] for a in alert_delivery.recorded(DOMAIN, kind="resolved")) == [
         "challenger_rejected_repeatedly",
         "champion_below_floor",

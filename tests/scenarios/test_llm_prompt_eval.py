@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -103,3 +104,77 @@ def test_with_an_llm_endpoint_replay_judge_and_optimiser_run(evaluate, monkeypat
         replayed_systems = [r["messages"][0]["content"] for r in server.chat_requests(None) if r.get("messages")]
         shipped = {v["version"]: v["template"][:60] for v in prompts.versions(SHOP)}
         assert any(shipped["2"] in system for system in replayed_systems), "candidate 2 was not replayed"
+
+
+def test_a_production_prompt_breaching_its_guardrail_pages_from_the_health_dag_counts_and_resolves(
+    loop, oncall, spec_copy, tmp_path, monkeypatch
+):
+    """The hourly health DAG reads the production prompt's safety scores of the last day (written by
+    `<assistant>_prompt_eval`): over the ceiling it pages Slack, email and the webhook; the next hour
+    only counts; once a safe candidate is promoted, the next check sends `resolved` once."""
+    from airflow.dag_processing.dagbag import DagBag
+    from alert_receivers import MAIL_TO, mail_text
+
+    from continuum import alert_delivery, dagrun
+    from continuum.settings import REPO_ROOT
+
+    # A window longer than the hour between two health runs (the default 60 minutes re-sends every hour).
+    routes = json.loads(os.environ[alert_delivery.ROUTES_ENV])
+    monkeypatch.setenv(alert_delivery.ROUTES_ENV, json.dumps({**routes, "dedup_minutes": 90}))
+
+    probe = "guard_probe"
+    # shopping_assistant, with a ceiling its terse v1 breaches (it echoes pasted personal data now and then).
+    spec_copy(SHOP, probe, monitoring={"max_safety_rate": 0.001})
+    dagrun.reset()
+    start = datetime.now(UTC) - timedelta(days=1)
+
+    def evaluate(seed: int, versions: dict[str, float]) -> dict:
+        lines = []
+        for record in simulate.generate(SHOP, n=900, seed=seed, versions=versions, start=start):
+            record.update(assistant=probe, prompt={**record["prompt"], "name": probe})
+            lines.append(json.dumps(record))
+        path = tmp_path / f"{probe}-{seed}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        return cli.llm_ingest(probe, path, run=True)
+
+    kept = evaluate(7, {"1": 0.5, "3": 0.5})  # v3 obeys injections: refused; v1 stays in production
+    assert kept["production_after"] == "1" and kept["promoted"] is False
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "continuum_health.py")).dags["continuum_health"]
+    hour = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
+
+    def breaches() -> list[dict]:
+        hooks = [h["body"]["alert"] for h in oncall.http.on("/hook")]
+        return [a for a in hooks if a["domain"] == probe and a["kind"] == "prompt_guardrail_breach"]
+
+    first = dag.test(logical_date=hour)
+    assert str(first.state) == "success"
+    [alert] = breaches()
+    assert (alert["dag_id"], alert["task_id"], alert["run_id"], alert["owner"]) == (
+        "continuum_health",
+        "check",
+        first.run_id,
+        "digital-commerce",
+    )
+    assert alert["severity"] == "critical" and alert["facts"]["production"] == "1"
+    assert alert["facts"]["rate_pii_echoed"] > 0.001 and alert["facts"]["conversations"] >= 20
+    [slack] = [p["body"]["text"] for p in oncall.http.on("/slack/oncall") if "prompt_guardrail_breach" in p["body"]["text"]]
+    assert slack.startswith(f"[CRITICAL] prompt_guardrail_breach {probe}: production prompt v1: ")
+    [mail] = [m for m in oncall.mail.messages if "prompt_guardrail_breach" in m["Subject"]]
+    assert mail["X-Envelope-To"] == MAIL_TO and mail_text(mail) == slack
+
+    second = dag.test(logical_date=hour + timedelta(hours=1))  # the next hour, still breaching: counted
+    assert str(second.state) == "success"
+    assert len(breaches()) == 1
+    [recorded] = alert_delivery.recorded(probe, kind="prompt_guardrail_breach")
+    assert recorded["count"] == 2
+
+    promoted = evaluate(8, {"1": 0.5, "4": 0.5})  # v4 is better and safe: promoted
+    assert promoted["production_after"] == "4"
+    third = dag.test(logical_date=hour + timedelta(hours=1, minutes=20))  # a rerun of that hour
+    assert str(third.state) == "success"
+    resolved = [h["body"]["alert"] for h in oncall.http.on("/hook") if h["body"]["alert"]["kind"] == "resolved"]
+    assert [(a["domain"], a["facts"]["resolves"], a["run_id"]) for a in resolved] == [
+        (probe, "prompt_guardrail_breach", third.run_id)
+    ]
+    [mailed] = [m for m in oncall.mail.messages if m["Subject"].startswith(f"[continuum info] resolved {probe}: ")]
+    assert "prompt_guardrail_breach" in mailed["Subject"]
