@@ -34,7 +34,7 @@ DOMAINS_FILE = DAGS / "continuum_domains.py"
 PER_FILE_BAR_S = 0.100
 LINEAR = 10  # the domain counts grow 10x per step: 3 -> 30 -> 300
 
-MINIMAL_DAG = '''
+MINIMAL_DAG = """
 import pendulum
 from airflow.sdk import dag, task
 
@@ -57,7 +57,7 @@ def minimal():
 
 
 minimal()
-'''
+"""
 
 # Runs in the fresh interpreter: imports first (untimed), then "ready", then one parse on "go".
 CHILD = r"""
@@ -111,7 +111,9 @@ def child_env(domains_path: Path | None) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")) if p
+        ),
     }
     env.pop("CONTINUUM_DOMAINS_PATH", None)
     if domains_path is not None:
@@ -121,7 +123,12 @@ def child_env(domains_path: Path | None) -> dict[str, str]:
 
 def _start(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+        [sys.executable, "-c", CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -206,7 +213,11 @@ def _scale_meaning(small: int, large: int, budget_s: float):
 
 def comparisons(sizes: Sizes) -> list[Comparison]:
     tiny = sizes.rows < Sizes().rows
-    reference = Side("minimal TaskFlow DAG file (one DAG, three tasks)", "benchmarks.bench_parsing:parse", {"file": "minimal"})
+    reference = Side(
+        "minimal TaskFlow DAG file (one DAG, three tasks)",
+        "benchmarks.bench_parsing:parse",
+        {"file": "minimal"},
+    )
     files = [DOMAINS_FILE] if tiny else sorted(DAGS.glob("*.py"))
     found = [
         Comparison(
