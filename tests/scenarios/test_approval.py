@@ -56,33 +56,36 @@ def _waiting_request(run_id: str):
 
 
 class Approver(threading.Thread):
-    """Waits (beside the in-process DAG run) until `batch_id`'s approval is asked, reads it, then answers."""
+    """Waits (beside the in-process DAG run) until `batch_id`'s approval is asked, reads it, then answers.
 
-    def __init__(self, batch_id: str, answer):
+    Every look and the answer are retried on any error (SQLite is busy while the DAG run writes;
+    under load that is common), because a thread that dies leaves the run parked forever. If no
+    answer gets through before the deadline, the thread ends the wait with the scheduler's
+    timeout sweep, so the run resumes and the test fails on `error` instead of hanging.
+    """
+
+    def __init__(self, batch_id: str, answer, minutes: float = 10):
         super().__init__(daemon=True)
-        self.batch_id, self.answer, self.request, self.error = batch_id, answer, None, None
+        self.batch_id, self.answer, self.minutes = batch_id, answer, minutes
+        self.request, self.error = None, None
 
     def run(self) -> None:
-        from sqlalchemy.exc import OperationalError
-
         from continuum import lease
 
-        deadline = time.monotonic() + 900
-        try:
-            while time.monotonic() < deadline:
+        deadline, last = time.monotonic() + self.minutes * 60, "nothing"
+        while time.monotonic() < deadline:
+            try:
                 held = lease.current(DOMAIN)
-                try:
-                    request = _waiting_request(held.holder) if held and held.batch_id == self.batch_id else None
-                except OperationalError:  # SQLite busy while the DAG run writes: ask again
-                    request = None
+                request = _waiting_request(held.holder) if held and held.batch_id == self.batch_id else None
                 if request is not None:
                     self.request = request
                     self.answer(self.batch_id)
                     return
-                time.sleep(1)
-            self.error = "the approve task never asked"
-        except Exception as exc:  # surfaced by the test, not lost in the thread
-            self.error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - look again; the last error is reported if none gets through
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(1)
+        self.error = f"no answer got through in {self.minutes} minutes (last error: {last})"
+        _sweep_timeouts(self.batch_id)  # resumes the parked run with its default, so ingest returns
 
 
 def _ingest_answered(loop, seed: int, answer) -> tuple[dict, dict]:
@@ -94,6 +97,7 @@ def _ingest_answered(loop, seed: int, answer) -> tuple[dict, dict]:
     record = loop.ingest(DOMAIN, path=path)
     approver.join(timeout=60)
     assert approver.error is None, approver.error
+    assert not approver.is_alive(), "the run ended before its approval was answered"
     return record, approver.request
 
 
