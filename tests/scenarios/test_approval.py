@@ -58,16 +58,17 @@ def _waiting_request(run_id: str):
 class Approver(threading.Thread):
     """Waits (beside the in-process DAG run) until `batch_id`'s approval is asked, reads it, then answers.
 
-    Every look and the answer are retried on any error (SQLite is busy while the DAG run writes;
-    under load that is common), because a thread that dies leaves the run parked forever. If no
-    answer gets through before the deadline, the thread ends the wait with the scheduler's
-    timeout sweep, so the run resumes and the test fails on `error` instead of hanging.
+    It keeps answering until the task has left AWAITING_INPUT: the timeout sweep resolves only
+    requests past their timeout, so a sweep that comes too early must come again. Every look and
+    answer is retried on any error (SQLite is busy while the DAG run writes), because a thread that
+    stops early leaves the run parked forever. If no answer gets through before the deadline, the
+    thread ends the wait with the sweep, so the run resumes and the test fails on `error`.
     """
 
     def __init__(self, batch_id: str, answer, minutes: float = 10):
         super().__init__(daemon=True)
         self.batch_id, self.answer, self.minutes = batch_id, answer, minutes
-        self.request, self.error = None, None
+        self.request, self.answered, self.error = None, False, None
 
     def run(self) -> None:
         from continuum import lease
@@ -77,15 +78,17 @@ class Approver(threading.Thread):
             try:
                 held = lease.current(DOMAIN)
                 request = _waiting_request(held.holder) if held and held.batch_id == self.batch_id else None
+                if request is None and self.answered:
+                    return  # the run has resumed
                 if request is not None:
-                    self.request = request
+                    self.request = self.request or request
                     self.answer(self.batch_id)
-                    return
+                    self.answered = True
             except Exception as exc:  # noqa: BLE001 - look again; the last error is reported if none gets through
                 last = f"{type(exc).__name__}: {exc}"
             time.sleep(1)
-        self.error = f"no answer got through in {self.minutes} minutes (last error: {last})"
-        _sweep_timeouts(self.batch_id)  # resumes the parked run with its default, so ingest returns
+        self.error = f"the approve task was not answered in {self.minutes} minutes (last error: {last})"
+        _sweep_timeouts(self.batch_id)  # resumes a parked run with its default, so ingest returns
 
 
 def _ingest_answered(loop, seed: int, answer) -> tuple[dict, dict]:
