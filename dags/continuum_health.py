@@ -10,6 +10,8 @@ Checks what no task failure reveals, for every domain and assistant:
 | the current champion's newest realised metric (late labels) under `monitoring.floor` / worse than its holdout by more than `monitoring.max_realised_gap` | `champion_below_floor` / `realised_gap` | `realised/<domain>/` |
 | production prompt's safety rates over the last day above `monitoring.max_safety_rate` | `prompt_guardrail_breach` | `llm/scores/`, `llm/decisions/` |
 | DAG runs of the domain that failed in the last hour | `task_failed` | Airflow's API (failed run counts) |
+| the run that missed its deadline has ended | `resolved` for `deadline_missed` | Airflow's API (run states) |
+| a new champion replaced the one late labels judged | `resolved` for `champion_below_floor` / `realised_gap` | MLflow `champion` alias |
 
 With `retrain_on_schedule: true` in a domain's spec, a stale champion also gets a retrain
 queued under `queue/<domain>/`, which `<domain>_decide` performs (on the labelled batches
@@ -75,12 +77,20 @@ def continuum_health():
 
     @task(multiple_outputs=False)
     def check(name: str, failed: dict[str, int]) -> dict:
-        """Model age, data freshness, prompt guardrails and failures of one domain or assistant."""
+        """Model age, data freshness, prompt guardrails, failures and late runs of one domain or assistant."""
         from continuum import health
         from continuum.alerts import task_location
 
         context = get_current_context()
-        return health.check(name, _now(context), failed_runs=failed.get(name, 0), where=task_location(context))
+        ti = context["ti"]
+
+        def run_unfinished(dag_id: str, run_id: str) -> bool:
+            return ti.get_dr_count(dag_id=dag_id, run_ids=[run_id], states=["queued", "running"]) > 0
+
+        return health.check(
+            name, _now(context), failed_runs=failed.get(name, 0), where=task_location(context),
+            run_unfinished=run_unfinished,
+        )
 
     @task(multiple_outputs=False, trigger_rule="all_done")
     def digest(entries: list[dict]) -> dict:

@@ -336,7 +336,7 @@ def open_alerts(domain: str) -> list[dict]:
         state = storage.get_json(key)
         if not state.get("open"):
             continue
-        sent = storage.get_json(state["audit_key"]) if state.get("audit_key") and storage.exists(state["audit_key"]) else {}
+        sent = _sent(state)
         found.append({
             "kind": state.get("kind"),
             "severity": sent.get("severity") or KINDS.get(state.get("kind"), "error"),
@@ -347,6 +347,26 @@ def open_alerts(domain: str) -> list[dict]:
             "runbook": sent.get("runbook") or f"{RUNBOOK}#{state.get('kind')}",
         })
     return sorted(found, key=lambda a: a["last_seen"] or "", reverse=True)
+
+
+def open_alert(domain: str, kind: str) -> dict[str, Any] | None:
+    """The alert last sent for `kind` while it is still open (its facts, run and batch), else None.
+
+    What a check needs to clear a condition someone else raised: which champion was below
+    the floor, which run missed its deadline. An unreadable store raises.
+    """
+    state = _load_state(domain, kind)
+    if not state or not state.get("open"):
+        return None
+    return _sent(state)
+
+
+def _sent(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit-trail copy of the alert an open state last sent ({} when it was not kept)."""
+    from continuum import storage
+
+    key = state.get("audit_key")
+    return storage.get_json(key) if key and storage.exists(key) else {}
 
 
 def _collapse(alert: Alert, state: dict[str, Any]) -> list[str]:

@@ -7,14 +7,15 @@ aliases, S3 manifests, LLM scores and decisions) into `Condition`s and hands the
 `alert_delivery.apply`, which alerts on firing ones and sends `resolved` once for
 cleared ones. Every function takes `now`, so tests move the clock instead of waiting.
 
-No Airflow import: the DAG passes in what only Airflow knows (failed run counts).
+No Airflow import: the DAG passes in what only Airflow knows (failed run counts, whether a
+run is still going).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,54 @@ def failure_condition(name: str, owner: str, failed_runs: int) -> Condition:
     )
 
 
+# Raised by late labels about one champion; a newer champion starts with no labels of its own.
+CHAMPION_KINDS = ("champion_below_floor", "realised_gap")
+
+
+def replaced_champion_conditions(
+    spec: DomainSpec, champion: ModelRef | None, open_alerts: Mapping[str, Mapping[str, Any]]
+) -> list[Condition]:
+    """Cleared `champion_below_floor` / `realised_gap` when the champion they were about has been replaced.
+
+    `open_alerts` maps a kind to the alert last sent while it is open. Only an alert that
+    names a different champion version clears: the same champion under its floor stays open.
+    """
+    found = []
+    for kind in CHAMPION_KINDS:
+        about = (open_alerts.get(kind) or {}).get("facts", {}).get("champion_version")
+        if champion is None or about is None or str(about) == str(champion.version):
+            continue
+        found.append(
+            Condition(
+                kind=kind,
+                domain=spec.name,
+                owner=spec.owner,
+                firing=False,
+                summary=f"champion v{about} was replaced by v{champion.version}",
+                facts={"replaced_version": str(about), "champion_version": champion.version},
+            )
+        )
+    return found
+
+
+def deadline_condition(name: str, owner: str, sent: Mapping[str, Any] | None, unfinished: bool) -> Condition | None:
+    """A cleared `deadline_missed` once the run that missed its deadline has ended (None: nothing to clear).
+
+    A run still going is left alone: its deadline callback already paged, and its end is
+    what "back to normal" means. How it ended (success or failure) is the run's own alert.
+    """
+    if not sent or unfinished:
+        return None
+    return Condition(
+        kind="deadline_missed",
+        domain=name,
+        owner=owner,
+        firing=False,
+        summary=f"run {sent.get('run_id')} of {sent.get('dag_id')} that missed its deadline has ended",
+        facts={"dag_id": sent.get("dag_id"), "run_id": sent.get("run_id")},
+    )
+
+
 # --- reading what is stored ----------------------------------------------------------------------
 
 
@@ -228,18 +277,23 @@ def domain_conditions(
 
     The realised record gives `champion_below_floor` and `realised_gap` through `labels.conditions`,
     the same conditions `<domain>_land` applied when the labels arrived: re-applied every hour they
-    only count (noise control), and they resolve once when a newer record (or a new champion) clears them.
+    only count (noise control), and they resolve once when a newer record clears them, or when a
+    new champion replaced the one they were about (`replaced_champion_conditions`).
     """
-    from continuum import labels, registry
+    from continuum import alert_delivery, labels, registry
 
     champion = registry.champion(spec.name)
     realised = labels.newest_realised(spec.name, champion.version) if champion is not None else None
+    judged = labels.conditions(spec, realised) if realised is not None else []
+    unjudged = [k for k in CHAMPION_KINDS if k not in {c.kind for c in judged}]
+    opened = {kind: alert_delivery.open_alert(spec.name, kind) for kind in unjudged}
     found = [
         stale_condition(spec, champion, now),
         freshness_condition(
             spec.name, spec.owner, spec.monitoring.expected_every, last_batch_at(spec.name), now, "batch"
         ),
-        *(labels.conditions(spec, realised) if realised is not None else []),
+        *judged,
+        *replaced_champion_conditions(spec, champion, {k: v for k, v in opened.items() if v}),
     ]
     if failed_runs is not None:
         found.append(failure_condition(spec.name, spec.owner, failed_runs))
@@ -269,12 +323,18 @@ def assistant_conditions(spec: AssistantSpec, now: datetime, failed_runs: int | 
 
 
 def check(
-    name: str, now: datetime, failed_runs: int | None = None, where: Mapping[str, Any] | None = None
+    name: str,
+    now: datetime,
+    failed_runs: int | None = None,
+    where: Mapping[str, Any] | None = None,
+    run_unfinished: Callable[[str, str], bool] | None = None,
 ) -> dict[str, Any]:
     """Check one domain or assistant, send what fires or clears; returns its digest entry.
 
     `where` is the checking task (`alerts.task_location(context)`: run, try, log link);
     without it the alerts name the `continuum_health` DAG's `check` task only.
+    `run_unfinished(dag_id, run_id)` says whether a DAG run is still queued or running (only
+    Airflow knows); with it, an open `deadline_missed` resolves once its run has ended.
     A transient failure (MLflow, S3) raises, so the task retries: an error is not a healthy domain.
     """
     from continuum import alert_delivery
@@ -284,11 +344,18 @@ def check(
     assistants = {s.name: s for s in load_assistants()[0]}
     realised = None
     if name in assistants:
+        owner = assistants[name].owner
         conditions = assistant_conditions(assistants[name], now, failed_runs)
     elif name in {s.name for s in load_domains()[0]}:
+        owner = get_domain(name).owner
         conditions, realised = domain_conditions(get_domain(name), now, failed_runs)
     else:
         raise LookupError(f"no domain or assistant '{name}' in include/domains or CONTINUUM_DOMAINS_PATH")
+    late = alert_delivery.open_alert(name, "deadline_missed") if run_unfinished is not None else None
+    if late:
+        dag_id, run_id = late.get("dag_id"), late.get("run_id")
+        ended = deadline_condition(name, owner, late, bool(dag_id and run_id) and run_unfinished(dag_id, run_id))
+        conditions += [ended] if ended is not None else []
     occurrence = f"health:{hour_of(now)}"
     entry: dict[str, Any] = {"name": name, "kind": "assistant" if name in assistants else "domain", "checks": []}
     for condition in conditions:

@@ -6,7 +6,8 @@ the run is created from the serialized DAG as the scheduler does, which evaluate
 run then hangs (its DAG is paused, so nothing starts its tasks) past its deadline, and
 the scheduler's steps take over: `Deadline.handle_miss` queues the callback,
 `SchedulerJobRunner._enqueue_executor_callbacks` hands it to a real `LocalExecutor`,
-whose worker runs it in Airflow's callback supervisor. Not covered: the scheduler loop
+whose worker runs it in Airflow's callback supervisor. The `continuum_health` DAG then
+sends `resolved` once the run has ended, and not while it hangs. Not covered: the scheduler loop
 itself (its query for expired deadlines is repeated here, restricted to this run) and
 the wait for the clock (the deadline is moved into the past instead).
 """
@@ -74,7 +75,9 @@ def _history(dag, session, now: datetime) -> None:
     session.commit()
 
 
-def test_a_decide_run_past_its_deadline_pages_the_owner_with_the_run_and_its_link(airflow_db, oncall, probe_domain):
+def test_a_decide_run_past_its_deadline_pages_the_owner_with_the_run_and_its_link(
+    airflow_db, mlflow_store, oncall, probe_domain
+):
     from airflow import settings
     from airflow.executors.local_executor import LocalExecutor
     from airflow.jobs.job import Job
@@ -133,3 +136,32 @@ def test_a_decide_run_past_its_deadline_pages_the_owner_with_the_run_and_its_lin
     assert f"log={alert['log_url']}" in slack["body"]["text"] and f"run_id={hanging.run_id}" in slack["body"]["text"]
     assert len(oncall.mail.messages) == 1
     assert [a["kind"] for a in alert_delivery.recorded(DOMAIN)] == ["deadline_missed"]
+
+    # The health DAG clears it once the late run has ended, not while it still hangs.
+    assert _health_resolutions(oncall) == []
+    run_id = hanging.run_id
+    session.close()  # dag.test() shares the thread's scoped session: end the run in a session of its own
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as ending:
+        ending.execute(update(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id)
+                       .values(state=DagRunState.SUCCESS, end_date=datetime.now(UTC)))
+    [resolved] = _health_resolutions(oncall)
+    assert resolved["facts"]["resolves"] == "deadline_missed" and resolved["dag_id"] == "continuum_health"
+    assert resolved["facts"]["count"] == 1
+    assert _health_resolutions(oncall) == [], "resolved is sent once"
+    assert [a["kind"] for a in alert_delivery.recorded(DOMAIN)] == ["deadline_missed", "resolved"]
+
+
+def _health_resolutions(oncall) -> list[dict]:
+    """Run the real continuum_health DAG once; the `resolved` alerts it sent for the probe domain."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from continuum import settings
+
+    before = len(oncall.http.on("/hook"))
+    health = DagBag(dag_folder=str(settings.dags_dir() / "continuum_health.py")).dags["continuum_health"]
+    assert str(health.test().state) == "success"
+    sent = [h["body"]["alert"] for h in oncall.http.on("/hook")[before:]]
+    return [a for a in sent if a["domain"] == DOMAIN and a["kind"] == "resolved"]

@@ -343,3 +343,71 @@ def test_an_s3_error_reading_realised_records_raises_not_reads_as_no_labels(mlfl
     monkeypatch.setattr(storage, "list_objects", failing)
     with pytest.raises(ClientError, match="SlowDown"):
         health.check(PROBE, datetime.now(UTC))
+
+
+def _new_champion_version(name: str) -> str:
+    """Another version of the registered model, made the champion."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    version = client.create_model_version(name, source="s3://continuum-mlflow/probe/model-2")
+    client.set_registered_model_alias(name, "champion", version.version)
+    return str(version.version)
+
+
+def test_late_label_alerts_about_a_replaced_champion_resolve_once_the_new_one_serves(mlflow_store, probe_domain, s3):
+    _register_champion(PROBE)  # version 1
+    s3.put_json(Keys(PROBE).manifest("b1"), {"batch_id": "b1"})
+    s3.put_json(Keys(PROBE).realised("b1", "l1"), _realised("b1", "l1", "1", 0.41))
+    now = datetime.now(UTC).replace(minute=30)
+    firing = {c["kind"] for c in health.check(PROBE, now)["checks"] if c["firing"]}
+    assert firing == {"champion_below_floor", "realised_gap"}
+
+    assert _new_champion_version(PROBE) == "2"  # no labels of its own yet
+    entry = health.check(PROBE, now + timedelta(hours=1))
+    cleared = {c["kind"]: c["summary"] for c in entry["checks"] if c["kind"] in health.CHAMPION_KINDS}
+    assert cleared == dict.fromkeys(health.CHAMPION_KINDS, "champion v1 was replaced by v2")
+    assert entry["realised"] is None
+    health.check(PROBE, now + timedelta(hours=2))  # resolved once, then nothing is open to clear
+    resolved = alert_delivery.recorded(PROBE, kind="resolved")
+    assert sorted(a["facts"]["resolves"] for a in resolved) == ["champion_below_floor", "realised_gap"]
+
+
+def test_the_same_champion_under_its_floor_stays_open_without_new_labels(mlflow_store, probe_domain, s3):
+    from continuum.alerts import Condition
+
+    _register_champion(PROBE)  # version 1, below the floor on a labelled batch (the decide DAG's alert)
+    below = Condition(kind="champion_below_floor", domain=PROBE, owner="o", firing=True, summary="under the floor",
+                      facts={"champion_version": "1"})
+    alert_delivery.apply(below)
+    s3.put_json(Keys(PROBE).manifest("b1"), {"batch_id": "b1"})
+    health.check(PROBE, datetime.now(UTC))
+    assert alert_delivery.recorded(PROBE, kind="resolved") == []
+    assert [a["kind"] for a in alert_delivery.open_alerts(PROBE)] == ["champion_below_floor"]
+
+
+def test_a_missed_deadline_resolves_once_its_run_has_ended_and_not_before(mlflow_store, probe_domain, s3):
+    _register_champion(PROBE)
+    s3.put_json(Keys(PROBE).manifest("b1"), {"batch_id": "b1"})
+    late = alerts.Alert(kind="deadline_missed", domain=PROBE, owner="fraud-team", summary="decision run not finished",
+                        dag_id=f"{PROBE}_decide", run_id="manual__late")
+    alert_delivery.deliver(late)
+    asked = []
+
+    def still_running(dag_id: str, run_id: str) -> bool:
+        asked.append((dag_id, run_id))
+        return True
+
+    now = datetime.now(UTC)
+    health.check(PROBE, now)  # without a way to ask Airflow: not judged
+    health.check(PROBE, now, run_unfinished=still_running)
+    assert asked == [(f"{PROBE}_decide", "manual__late")]
+    assert alert_delivery.recorded(PROBE, kind="resolved") == []
+
+    entry = health.check(PROBE, now, run_unfinished=lambda dag_id, run_id: False)
+    [ended] = [c for c in entry["checks"] if c["kind"] == "deadline_missed"]
+    assert ended["firing"] is False and "manual__late" in ended["summary"]
+    health.check(PROBE, now + timedelta(hours=1), run_unfinished=lambda dag_id, run_id: False)
+    [resolved] = alert_delivery.recorded(PROBE, kind="resolved")
+    assert resolved["facts"]["resolves"] == "deadline_missed"
+    assert alert_delivery.open_alerts(PROBE) == []
