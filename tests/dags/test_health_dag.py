@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import probe_domain
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,37 +61,13 @@ def test_health_dag_runs_writes_the_digest_and_its_alerts_link_the_check(airflow
 
 
 LATE = "health_late_probe"
-LATE_SPEC = {
-    "name": LATE,
-    "description": "A probe domain for the health DAG: hourly schedule, a batch expected every 6 hours.",
-    "owner": "probe-team",
-    "schedule": "@hourly",
-    "data": {
-        "format": "csv",
-        "target": "y",
-        "positive_label": 1,
-        "id_column": "row_id",
-        "columns": [
-            {"name": "row_id", "type": "string"},
-            {"name": "x1", "type": "float"},
-            {"name": "x2", "type": "float"},
-            {"name": "y", "type": "int", "allowed": [0, 1]},
-        ],
-    },
-    "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "monitoring": {"primary_metric": "accuracy", "floor": 0.6, "expected_every": "6h"},
-    "scoring": {"kind": "probability"},
-}
-
-
-def _rows(n: int, seed: int, start: int = 0):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x1 - 2 * x2)))).astype(int)
-    return pd.DataFrame({"row_id": [f"r{start + i:06d}" for i in range(n)], "x1": x1, "x2": x2, "y": y})
+LATE_SPEC = probe_domain.spec(
+    LATE,
+    "A probe domain for the health DAG: hourly schedule, a batch expected every 6 hours.",
+    schedule="@hourly",
+    monitoring={"expected_every": "6h"},
+)
+_rows = probe_domain.rows
 
 
 def _train_champion(seed: int) -> str:

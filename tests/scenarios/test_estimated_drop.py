@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import probe_domain
 import pytest
 import yaml
 
@@ -20,38 +21,16 @@ DOMAIN = "estimate_probe"
 DAG_ID = f"{DOMAIN}_decide"
 pytestmark = pytest.mark.slow
 
-SPEC = {
-    "name": DOMAIN,
-    "description": "A probe domain whose champion is calibrated: its CBPE estimate tracks the batch's rows.",
-    "owner": "probe-team",
-    "schedule": "@weekly",
-    "data": {
-        "format": "csv",
-        "target": "y",
-        "positive_label": 1,
-        "id_column": "row_id",
-        "columns": [
-            {"name": "row_id", "type": "string"},
-            {"name": "x1", "type": "float"},
-            {"name": "x2", "type": "float"},
-            {"name": "y", "type": "int", "allowed": [0, 1]},
-        ],
-    },
-    "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "monitoring": {"primary_metric": "accuracy", "floor": 0.6, "max_estimated_drop": 0.05},
-    "scoring": {"kind": "probability"},
-}
+SPEC = probe_domain.spec(
+    DOMAIN,
+    "A probe domain whose champion is calibrated: its CBPE estimate tracks the batch's rows.",
+    monitoring={"max_estimated_drop": 0.05},
+)
 
 
 def _rows(n: int, seed: int, spread: float = 1.0):
     """Logistic data; `spread` < 1 moves the rows toward the decision boundary (a covariate shift)."""
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(0, spread, n), rng.normal(0, spread, n)
-    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x1 - 2 * x2)))).astype(int)
-    return pd.DataFrame({"row_id": [f"s{seed}-{i:06d}" for i in range(n)], "x1": x1, "x2": x2, "y": y})
+    return probe_domain.rows(n, seed, spread=spread, id_prefix=f"s{seed}-")
 
 
 @pytest.fixture

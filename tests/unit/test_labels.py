@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import probe_domain
 import pytest
 import yaml
 
@@ -31,34 +32,13 @@ from continuum.storage import Keys
 
 PROBE = "labels_probe"
 RETAIL = "labels_probe_rec"
-SPEC = {
-    "name": PROBE,
-    "description": "A probe domain for late labels.",
-    "owner": "probe-team",
-    "schedule": "@weekly",
-    "data": {
-        "format": "csv",
-        "target": "y",
-        "positive_label": 1,
-        "id_column": "row_id",
-        "columns": [
-            {"name": "row_id", "type": "string"},
-            {"name": "x1", "type": "float"},
-            {"name": "x2", "type": "float"},
-            {"name": "segment", "type": "category", "allowed": ["a", "b"]},
-            {"name": "y", "type": "int", "allowed": [0, 1]},
-        ],
-    },
-    "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "monitoring": {
-        "primary_metric": "accuracy",
-        "floor": 0.6,
-        "max_realised_gap": 0.05,
-        "max_estimated_drop": 0.05,
-    },
-    "blessing": {"segment_column": "segment", "min_segment_rows": 20},
-    "scoring": {"kind": "probability"},
-}
+SPEC = probe_domain.spec(
+    PROBE,
+    "A probe domain for late labels.",
+    monitoring={"max_realised_gap": 0.05, "max_estimated_drop": 0.05},
+    extra_columns=({"name": "segment", "type": "category", "allowed": ["a", "b"]},),
+    blessing={"segment_column": "segment", "min_segment_rows": 20},
+)
 
 
 @pytest.fixture(autouse=True)
