@@ -30,7 +30,11 @@ AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "redaction: Continuum patterns vs Presidio recognisers": ["messages"],
     "parse: continuum_domains.py vs minimal DAG file": ["import_errors"],
     "parse: 2 vs 1 generated domains": ["import_errors"],
+    "loop: real DAGs (dag.test) vs plain script": ["finished", "promoted", "steps", "champion"],
 }
+# Cases that point Airflow at a home of their own, so they run only in a fresh worker
+# (`run_side`); tests/integration/test_bench_loop_smoke.py runs them that way.
+WORKER_ONLY = {"loop"}
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def bench_data(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("case", list(bench.CASES))
+@pytest.mark.parametrize("case", [c for c in bench.CASES if c not in WORKER_ONLY])
 def test_every_comparison_runs_and_both_sides_agree(case, bench_data):
     comparisons = bench.comparisons([case], TINY)
     assert comparisons
