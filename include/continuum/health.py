@@ -139,7 +139,7 @@ def failure_condition(name: str, owner: str, failed_runs: int) -> Condition:
     )
 
 
-# Raised by late labels about one champion; a newer champion starts with no labels of its own.
+# Alerts about one champion (their facts name its version); a newer champion starts with no labels of its own.
 CHAMPION_KINDS = ("champion_below_floor", "realised_gap")
 
 
