@@ -218,8 +218,8 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             return run(spec, _llm_config(), _window_end())
 
         @task(multiple_outputs=False)
-        def optimise_prompt(recorded: dict) -> list:
-            """With `llm_default`, in deciding runs: propose better prompt versions, registered once per window."""
+        def optimise_prompt(recorded: dict) -> dict:
+            """With `llm_default`, in deciding runs: register versions that gain on held-out conversations."""
             from continuum.llm.live import optimise
 
             if not _deciding():

@@ -200,6 +200,10 @@ class LlmKeys:
     def judge(self, window: str) -> str:
         return f"llm/judge/{self.assistant}/{window}.json"
 
+    def optimiser(self, window: str) -> str:
+        """The optimiser's finalists for the window: probe score, held-out gain, registered or why not."""
+        return f"llm/optimiser/{self.assistant}/{window}.json"
+
     def reference(self, version: str) -> str:
         """A fixed, versioned set of good conversations: what `similarity` compares against."""
         return f"llm/references/{self.assistant}/{version}.jsonl"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -291,21 +293,51 @@ def test_candidate_losing_three_scheduled_windows_is_retired(store):
     assert prompts.versions("shop")[2]["tags"][prompts.RETIRED_TAG].startswith("lost 3 scheduled evaluations")
 
 
-def test_optimiser_rerun_of_a_window_registers_nothing_new(store):
+@contextlib.contextmanager
+def optimiser(store, landed: bytes):
+    """After an evaluation of `landed`: the local LLM test server and `live.optimise` for the window."""
     from llm_server import MODEL_ID, LLMTestServer
 
     from continuum.llm import live
     from continuum.llm.backends import LLMConfig
 
     spec = make_spec()
-    store.put_bytes("llm/conversations/shop/day.jsonl", logs(60, {1: 0.2, 2: 0.7}))
+    store.put_bytes("llm/conversations/shop/day.jsonl", landed)
     run_all(spec)
     with LLMTestServer() as server:
         config = LLMConfig(base_url=server.base_url, model=MODEL_ID, backoff_s=0)
-        first = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
+        yield server, functools.partial(live.optimise, spec, config, WINDOW_END)
+
+
+def test_optimiser_rerun_of_a_window_registers_nothing_new(store):
+    with optimiser(store, logs(60, {1: 0.2, 2: 0.7})) as (_, optimise):
+        first = optimise(rounds=1, population=1, sample=2, heldout=10)
         registered = [v["version"] for v in prompts.versions("shop")]
-        again = live.optimise(spec, config, WINDOW_END, rounds=1, population=1, sample=2)
-    assert first, "the test server's rewrites should beat the base"
-    assert [v["version"] for v in again] == [v["version"] for v in first]
+        again = optimise(rounds=1, population=1, sample=2, heldout=10)
+    assert first["registered"], "the test server's rewrites ask a question on every held-out conversation"
+    [finalist] = first["finalists"]
+    assert finalist["registered"] and finalist["heldout"]["n"] == 10 and finalist["heldout"]["lower"] > 0
+    assert store.get_json(store.LlmKeys("shop").optimiser(WINDOW)) == first
+    assert [v["version"] for v in again["registered"]] == [v["version"] for v in first["registered"]]
     assert [v["version"] for v in prompts.versions("shop")] == registered
     assert prompts.versions("shop")[-1]["tags"][prompts.WINDOW_TAG] == WINDOW
+
+
+def test_optimiser_never_judges_a_gain_on_conversations_it_searched_on(store):
+    with optimiser(store, logs(30, {1: 0.2, 2: 0.2})) as (_, optimise):
+        decision = optimise(rounds=1, population=1, sample=4, heldout=8, seed=3)
+    probe, heldout, failures = (set(decision[k]) for k in ("probe", "heldout", "failures"))
+    assert (len(probe), len(heldout)) == (4, 8) and failures
+    assert heldout.isdisjoint(probe | failures)
+    assert json.loads(json.dumps(decision)) == decision  # the DAG task returns it as XCom
+
+
+def test_optimiser_with_too_few_conversations_registers_nothing_and_says_why(store):
+    with optimiser(store, logs(10, {1: 0.2, 2: 0.7})) as (server, optimise):
+        versions = prompts.versions("shop")
+        decision = optimise()
+        assert server.chat_requests(None) == [], "no LLM call for a window that cannot be checked"
+    assert decision["registered"] == [] and decision["finalists"] == []
+    assert "has 20 conversations" in decision["reason"] and "24 held out" in decision["reason"]
+    assert store.get_json(store.LlmKeys("shop").optimiser(WINDOW)) == decision
+    assert prompts.versions("shop") == versions

@@ -297,6 +297,11 @@ def failures() -> list[dict]:
     ]
 
 
+def toy_each(evaluate):
+    """Held-out scores that agree with the probe: every one of 12 conversations scores what `evaluate` gives."""
+    return lambda template, params: [evaluate(template, params)] * 12
+
+
 def run(
     server: LLMTestServer, seed: int, evaluate=toy_evaluate, rounds: int = 2, population: int = 3, keep=None
 ):
@@ -304,7 +309,8 @@ def run(
     registry = Registry()
     proposals = propose(
         backend, SHOPPING, BASE, {"temperature": 0.9, "top_p": 1.0, "model": "gpt-4o-mini"}, failures(),
-        rounds=rounds, population=population, seed=seed, evaluate=evaluate, register=registry, keep=keep,
+        rounds=rounds, population=population, seed=seed, evaluate=evaluate, evaluate_each=toy_each(evaluate),
+        register=registry, keep=keep,
     )  # fmt: skip
     return proposals, registry
 
@@ -397,7 +403,8 @@ def test_rewrites_that_break_constraints_are_rejected(answer):
     rewriter = ScriptedRewriter(answer)
     proposals = propose(
         rewriter, CLAIMS, base, {"temperature": 0.0, "top_p": 1.0}, [],
-        rounds=1, population=2, seed=0, evaluate=evaluate, register=Registry(),
+        rounds=1, population=2, seed=0, evaluate=evaluate, evaluate_each=toy_each(evaluate),
+        register=Registry(),
         temperature_bounds=(0.0, 0.0), top_p_bounds=(1.0, 1.0),
     )  # fmt: skip
 
@@ -417,5 +424,6 @@ def test_propose_rejects_an_empty_population():
             population=0,
             seed=0,
             evaluate=toy_evaluate,
+            evaluate_each=toy_each(toy_evaluate),
             register=Registry(),
         )

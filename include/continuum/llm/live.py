@@ -31,8 +31,8 @@ def _tools(spec: AssistantSpec) -> list[dict]:
     return [tool.model_dump() for tool in spec.tools]
 
 
-def judge_version(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> dict[str, Any]:
-    """Replay `conversations` through one prompt version and grade each replay."""
+def judge_each(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> list[float | None]:
+    """Replay `conversations` through one prompt version; the judge's grade of each (None: no usable grade)."""
     from continuum.llm.judge import judge, rubric_for
     from continuum.llm.replay import replay
 
@@ -43,6 +43,12 @@ def judge_version(backend, spec: AssistantSpec, version: dict, conversations: li
             backend, conversation, version["template"], version["params"], _tools(spec), version=version["version"]
         )
         grades.append(judge(backend, replayed, rubric)["score"])
+    return grades
+
+
+def judge_version(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> dict[str, Any]:
+    """Replay `conversations` through one prompt version and grade each replay."""
+    grades = judge_each(backend, spec, version, conversations)
     usable = [g for g in grades if g is not None]
     return {
         "n": len(grades),
@@ -84,51 +90,100 @@ def optimise(
     rounds: int = 2,
     population: int = 3,
     sample: int = 8,
+    heldout: int = 24,
     seed: int = 0,
-) -> list[dict]:
+    min_gain: float = 0.0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
     """Propose prompt versions that beat production on the judge score; registers them as candidates.
 
-    Once per evaluation window: the versions are tagged with the window, and a rerun of a
-    window that already registered its proposals returns them without searching again.
+    The window's conversations are split by `seed` into a probe of `sample` (the search
+    scores on it), `heldout` conversations it never sees, and the rest (failures to reflect
+    on). A finalist is registered only when its paired gain on the held-out ones is at least
+    `min_gain` and positive with `confidence` (see `optimizer.propose`). A window with fewer
+    than `sample + heldout` conversations registers nothing and says so. The decision (every
+    finalist's probe score, held-out gain, lower bound, registered or why not) is returned
+    and stored at `LlmKeys.optimiser(window)`. Once per evaluation window: the versions are
+    tagged with the window, and a rerun of a window that already registered its proposals
+    returns them without searching again.
     """
-    from continuum.llm.optimizer import propose
+    from continuum.llm.optimizer import propose, split
 
     window = evaluation.window_for(spec, window_end)
+    decision: dict[str, Any] = {"assistant": spec.name, "window": window, "registered": [], "finalists": []}
     done = prompts.registered_for_window(spec.name, window)
     if done:
         log.info("event=llm_optimise_skipped assistant=%s window=%s reason=already_registered", spec.name, window)
-        return [{"version": v["version"], "template": v["template"], "params": v["params"]} for v in done]
+        registered = [{"version": v["version"], "template": v["template"], "params": v["params"]} for v in done]
+        return {**decision, "registered": registered, "reason": "this window already registered its proposals"}
     production = prompts.production(spec.name)
     if production is None:
         log.info("event=llm_optimise_skipped assistant=%s reason=no_production_prompt", spec.name)
-        return []
+        return {**decision, "reason": "no production prompt"}
+    conversations, _, _ = evaluation.load_window(spec, window_end)
+    if len(conversations) < sample + heldout:
+        reason = (
+            f"the window has {len(conversations)} conversations; the optimiser needs {sample} for its probe "
+            f"and {heldout} held out to check a gain: nothing registered"
+        )
+        log.info("event=llm_optimise_skipped assistant=%s window=%s reason=too_few_conversations", spec.name, window)
+        return _store({**decision, "reason": reason})
+    probe, held_out, rest = split(conversations, sample, heldout, seed)
+    searched = probe + rest  # everything the search may look at; never the held-out set
+    failures = [c for c in searched if c.get("prompt", {}).get("version") == production]
+    failures = _sample([c for c in failures if not (c.get("outcome") or {}).get("success", False)], 10, seed)
     base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
     backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
-    conversations, _, _ = evaluation.load_window(spec, window_end)
-    failures = [c for c in conversations if c.get("prompt", {}).get("version") == production]
-    failures = [c for c in failures if not (c.get("outcome") or {}).get("success", False)]
-    probe = _sample(conversations, sample, seed)
 
     def evaluate(template: str, params: dict) -> float:
         result = judge_version(backend, spec, {"version": "probe", "template": template, "params": params}, probe)
         return result["judge_mean"] if result["judge_mean"] is not None else 0.0
 
-    winners = propose(
+    def evaluate_each(template: str, params: dict) -> list[float | None]:
+        return judge_each(backend, spec, {"version": "heldout", "template": template, "params": params}, held_out)
+
+    finalists = propose(
         backend,
         spec,
         base["template"],
         base["params"],
-        _sample(failures, 10, seed),
+        failures,
         rounds=rounds,
         population=population,
         seed=seed,
         evaluate=evaluate,
+        evaluate_each=evaluate_each,
         register=functools.partial(prompts.register_candidate, window=window),
+        min_gain=min_gain,
+        confidence=confidence,
         keep=1,
     )
+    registered = [{k: f[k] for k in ("version", "template", "params")} for f in finalists if f["registered"]]
+    reason = None if finalists else "no variant beat production on the probe"
+    decision = {
+        **decision,
+        "registered": registered,
+        "finalists": finalists,
+        "reason": reason or "; ".join(f["reason"] for f in finalists),
+        "probe": _ids(probe),
+        "heldout": _ids(held_out),
+        "failures": _ids(failures),
+    }
     log.info(
-        "event=llm_optimised assistant=%s proposed=%s",
+        "event=llm_optimised assistant=%s window=%s finalists=%d registered=%s",
         spec.name,
-        json.dumps([w["version"] for w in winners]),
+        window,
+        len(finalists),
+        json.dumps([r["version"] for r in registered]),
     )
-    return winners
+    return _store(decision)
+
+
+def _ids(conversations: list[dict]) -> list[str]:
+    return [str(c.get("conversation_id")) for c in conversations]
+
+
+def _store(decision: dict[str, Any]) -> dict[str, Any]:
+    """Next to the window's judge file: what the optimiser decided and why."""
+    storage.put_json(storage.LlmKeys(decision["assistant"]).optimiser(decision["window"]), decision)
+    return decision
