@@ -220,7 +220,8 @@ def _meaning(step: str):
         return (
             f"The {step} task process peaks at {peak:.0f} MB, {verdict}{facts}; {times(ratio(s, r, 'peak_mb'), 1)} "
             f"the {floor:.0f} MB of a process that only imports its modules and reads the batch "
-            f"({r['facts']['rows']:,} rows); the rest is {WHY[step]}."
+            f"({r['facts']['rows']:,} rows); the step's own work adds the rest, by its code path mostly "
+            f"{WHY[step]} (not broken down by allocation here)."
         )
 
     return sentence
@@ -248,7 +249,7 @@ def comparisons(sizes: Sizes) -> list[Comparison]:
                     "imports included, of a bare interpreter calling the library function (an Airflow task "
                     "process adds the task SDK's imports); run once. Time columns: the whole process, imports "
                     f"included. The batch has covariate drift {DRIFT}; the champion came from a first batch of "
-                    f"{first_rows(sizes.rows):,} rows."
+                    f"{first_rows(sizes.rows):,} rows; the promote step runs untimed before the score side."
                 ),
             )
         )
