@@ -15,8 +15,10 @@ work. `run.py` runs every side in a fresh subprocess (see its docstring for why)
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ DATA_ENV = "CONTINUUM_BENCH_DATA"
 WARM_UP = 500
 # Timed runs of each operation per worker; the median time and the largest peak are reported.
 REPEATS = 3
+# A fact under this key is the side's own measurement of a whole child process's peak RSS (MB): it is the
+# side's peak instead of the worker's (see benchmarks.bench_memory).
+PROCESS_PEAK = "process_peak_mb"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Side:
     label: str
     target: str  # "benchmarks.bench_x:function", a context manager yielding the callable to time
     kwargs: dict[str, Any] = field(default_factory=dict)
+    repeats: int = REPEATS  # 1 for an operation that can run only once per set-up (a step of one batch)
 
 
 @dataclass(frozen=True)
@@ -118,3 +124,25 @@ def ratio(subject: dict, reference: dict, key: str = "seconds") -> float | None:
 def times(value: float | None, digits: int = 2) -> str:
     """A ratio for a sentence: "2.1x", or "n/a" when the reference's number was 0."""
     return "n/a" if value is None else f"{value:.{digits}f}x"
+
+
+def free_port() -> int:
+    """A free loopback port, for a server a benchmark starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def environ(changed: dict[str, str], also: tuple[str, ...] = ()) -> Generator[None, None, None]:
+    """`os.environ` with `changed` for the `with` block; those variables (and `also`) restored after."""
+    saved = {name: os.environ.get(name) for name in [*changed, *also]}
+    os.environ.update(changed)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

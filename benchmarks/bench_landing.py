@@ -9,11 +9,21 @@ write every landing needs anyway, so the ratio is what idempotent registration c
 
 from __future__ import annotations
 
-import os
-import socket
 from contextlib import contextmanager
 
-from benchmarks import DOMAIN, REPEATS, WARM_UP, Comparison, Side, Sizes, insurance_csv, ratio, times
+from benchmarks import (
+    DOMAIN,
+    REPEATS,
+    WARM_UP,
+    Comparison,
+    Side,
+    Sizes,
+    environ,
+    free_port,
+    insurance_csv,
+    ratio,
+    times,
+)
 
 _ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -23,12 +33,6 @@ _ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def moto_s3():
     """A moto S3 endpoint for the `with` block; the environment and boto3 client are restored after."""
@@ -36,23 +40,18 @@ def moto_s3():
 
     from continuum import storage
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    changed = {**_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {name: os.environ.get(name) for name in changed}
-    os.environ.update(changed)
-    storage.client.cache_clear()
     try:
-        storage.ensure_bucket()
-        yield storage
+        with environ({**_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}):
+            storage.client.cache_clear()
+            try:
+                storage.ensure_bucket()
+                yield storage
+            finally:
+                storage.client.cache_clear()
     finally:
-        storage.client.cache_clear()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.stop()
 
 

@@ -21,7 +21,18 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks import DOMAIN, REPEATS, Comparison, Side, Sizes, data_dir, insurance_csv, ratio, times
+from benchmarks import (
+    DOMAIN,
+    REPEATS,
+    Comparison,
+    Side,
+    Sizes,
+    data_dir,
+    free_port,
+    insurance_csv,
+    ratio,
+    times,
+)
 
 WARM_UP_ROWS = 2000  # enough labelled rows for a first model; the warm-up run is not timed
 HOLDER = "bench-plain-script"  # the reference's lease holder, as a run id is the DAG's
@@ -77,12 +88,11 @@ def _services(rows: int):
     _write_specs(home / "specs")
     from moto.server import ThreadedMotoServer
 
-    from benchmarks.bench_landing import _free_port
     from continuum import storage
     from continuum.local.s3server import serialise_conditional_writes
 
     serialise_conditional_writes()  # the decision lease's conditional writes are atomic, as on AWS
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     os.environ["AWS_ENDPOINT_URL"] = os.environ["MLFLOW_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"

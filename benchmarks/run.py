@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md: `python -m benchmarks.run [case ...]`.
 
-Cases: validation, drift, landing, training, redaction, parsing, loop (all when none is named). `--tiny N` runs
+Cases: validation, drift, landing, training, redaction, parsing, memory, loop (all when none is named). `--tiny N` runs
 every code path at N rows and writes no RESULTS.md unless `--output` says where.
 
 How a side is measured: each side of each comparison runs in a fresh Python
@@ -13,6 +13,10 @@ operation needed at its worst, native allocations (numpy, pyarrow, sklearn's
 OpenMP code) included, which tracemalloc would miss. The operation runs `REPEATS`
 times in the worker (after an untimed warm-up on a few rows); the median time and
 the largest peak are reported, which damps the noise of a shared machine.
+A side whose operation runs a whole child process reports that process's peak itself
+(`PROCESS_PEAK` among its facts) and may run once (`Side.repeats`); a case whose
+comparisons share servers or state defines `environment(sizes)`, a context manager the
+parent enters once around them (`case_environment`).
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import DATA_ENV, REPEATS, WARM_UP, Comparison, Side, Sizes, data_dir, ratio
+from benchmarks import DATA_ENV, PROCESS_PEAK, REPEATS, WARM_UP, Comparison, Side, Sizes, data_dir, ratio
 
 CASES = {
     "validation": "benchmarks.bench_validation",
@@ -41,6 +46,7 @@ CASES = {
     "training": "benchmarks.bench_training",
     "redaction": "benchmarks.bench_redaction",
     "parsing": "benchmarks.bench_parsing",
+    "memory": "benchmarks.bench_memory",
     "loop": "benchmarks.bench_loop",
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -65,6 +71,12 @@ def comparisons(cases: list[str], sizes: Sizes) -> list[Comparison]:
     for case in cases:
         found += importlib.import_module(CASES[case]).comparisons(sizes)
     return found
+
+
+def case_environment(case: str, sizes: Sizes) -> AbstractContextManager:
+    """The servers and state a case's comparisons share (its module's `environment`), or nothing."""
+    environment = getattr(importlib.import_module(CASES[case]), "environment", None)
+    return environment(sizes) if environment else nullcontext()
 
 
 # --- inside a worker -------------------------------------------------------------------------
@@ -97,7 +109,7 @@ def measure(side: Side) -> dict:
     factory = getattr(importlib.import_module(module_name), function)
     times, peaks = [], []
     with factory(**side.kwargs) as operation:
-        for _ in range(REPEATS):
+        for _ in range(side.repeats):
             gc.collect()
             before = _status_kb("VmRSS")
             peak_known = _reset_peak()
@@ -105,7 +117,9 @@ def measure(side: Side) -> dict:
             facts = operation() or {}
             times.append(time.perf_counter() - start)
             peak = _status_kb("VmHWM") if peak_known else None
-            if peak is not None and before is not None:
+            if PROCESS_PEAK in facts:  # the operation measured a whole child process: that is the peak
+                peaks.append(facts.pop(PROCESS_PEAK))
+            elif peak is not None and before is not None:
                 peaks.append((peak - before) / 1024)
     return {
         "seconds": statistics.median(times),
@@ -127,7 +141,7 @@ def _worker(payload: str) -> None:
 
 def run_side(side: Side) -> dict:
     """`measure(side)` in a fresh interpreter; {"error": ...} when the worker fails."""
-    payload = json.dumps({"label": side.label, "target": side.target, "kwargs": side.kwargs})
+    payload = json.dumps({"label": side.label, "target": side.target, "kwargs": side.kwargs, "repeats": side.repeats})
     started = time.perf_counter()
     try:
         done = subprocess.run(
@@ -296,11 +310,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     results = []
-    for comparison in comparisons(cases, sizes):
-        print(f"-> {comparison.name} ({comparison.rows:,} rows)", flush=True)
-        s, r = run_side(comparison.subject), run_side(comparison.reference)
-        results.append((comparison, s, r))
-        print("   " + _meaning(comparison, s, r), flush=True)
+    for case in cases:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(case_environment(case, sizes))
+                failed_setup = None
+            except Exception as exc:  # the case's rows say so; the other cases' rows are kept
+                failed_setup = {"error": f"set-up of {case} failed: {type(exc).__name__}: {str(exc)[:300]}"}
+            for comparison in comparisons([case], sizes):
+                print(f"-> {comparison.name} ({comparison.rows:,} rows)", flush=True)
+                if failed_setup:
+                    s = r = failed_setup
+                else:
+                    s, r = run_side(comparison.subject), run_side(comparison.reference)
+                results.append((comparison, s, r))
+                print("   " + _meaning(comparison, s, r), flush=True)
     total = time.perf_counter() - started
     if own_data:
         shutil.rmtree(data_dir(), ignore_errors=True)

@@ -31,6 +31,12 @@ AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "parse: continuum_domains.py vs minimal DAG file": ["import_errors"],
     "parse: 2 vs 1 generated domains": ["import_errors"],
     "loop: real DAGs (dag.test) vs plain script": ["finished", "promoted", "steps", "champion"],
+    **{f"memory: {step} task process vs import-and-read process": ["batch_id"] for step in ("gate", "monitor", "train", "score")},
+}
+EXPECTED_FACTS = {  # a memory step measured on a batch it did not work on would measure nothing
+    "memory: gate task process vs import-and-read process": {"quarantined": False},
+    "memory: monitor task process vs import-and-read process": {"retrain": True},
+    "memory: train task process vs import-and-read process": {"trained": True},
 }
 # Cases that point Airflow at a home of their own, so they run only in a fresh worker
 # (`run_side`); tests/integration/test_bench_loop_smoke.py runs them that way.
@@ -48,16 +54,20 @@ def test_every_comparison_runs_and_both_sides_agree(case, bench_data):
     comparisons = bench.comparisons([case], TINY)
     assert comparisons
     results = []
-    for comparison in comparisons:
-        subject, reference = bench.measure(comparison.subject), bench.measure(comparison.reference)
-        for result in (subject, reference):
-            assert result["seconds"] > 0
-            assert len(result["times"]) == bench.REPEATS
-        for key in AGREEING_FACTS[comparison.name]:
-            assert subject["facts"][key] == reference["facts"][key], (comparison.name, key)
-        subject["rows"] = reference["rows"] = comparison.rows
-        subject["worker_s"] = reference["worker_s"] = 0.0
-        results.append((comparison, subject, reference))
+    with bench.case_environment(case, TINY):  # in order: a memory step needs the steps before it
+        for comparison in comparisons:
+            subject, reference = bench.measure(comparison.subject), bench.measure(comparison.reference)
+            for side, result in ((comparison.subject, subject), (comparison.reference, reference)):
+                assert result["seconds"] > 0
+                assert len(result["times"]) == side.repeats
+                assert result["peak_mb"] is not None
+            for key in AGREEING_FACTS[comparison.name]:
+                assert subject["facts"][key] == reference["facts"][key], (comparison.name, key)
+            for key, value in EXPECTED_FACTS.get(comparison.name, {}).items():
+                assert subject["facts"][key] == value, (comparison.name, key, subject["facts"])
+            subject["rows"] = reference["rows"] = comparison.rows
+            subject["worker_s"] = reference["worker_s"] = 0.0
+            results.append((comparison, subject, reference))
     text = bench.report(results, bench.machine(), TINY, 1.0)
     assert "Not measured" not in text and "no interpretation" not in text, text
     for comparison in comparisons:
