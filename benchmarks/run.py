@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md: `python -m benchmarks.run [case ...]`.
 
-Cases: validation, drift, landing, training, redaction, parsing (all when none is named). `--tiny N` runs
+Cases: validation, drift, landing, training, redaction, parsing, rescoring (all when none is named). `--tiny N` runs
 every code path at N rows and writes no RESULTS.md unless `--output` says where.
 
 How a side is measured: each side of each comparison runs in a fresh Python
@@ -41,6 +41,7 @@ CASES = {
     "training": "benchmarks.bench_training",
     "redaction": "benchmarks.bench_redaction",
     "parsing": "benchmarks.bench_parsing",
+    "rescoring": "benchmarks.bench_rescoring",
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = RESULTS.parent.parent

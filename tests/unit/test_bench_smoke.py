@@ -30,6 +30,8 @@ AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "redaction: Continuum patterns vs Presidio recognisers": ["messages"],
     "parse: continuum_domains.py vs minimal DAG file": ["import_errors"],
     "parse: 2 vs 1 generated domains": ["import_errors"],
+    "rescoring (10k): offline scorers vs JSON-lines parse": ["conversations", "core"],
+    "rescoring (100k): offline scorers vs JSON-lines parse": ["conversations", "core"],
 }
 
 

@@ -1,0 +1,201 @@
+"""Prompt re-scoring: every offline scorer over 10,000 and 100,000 logged conversations, on one core.
+
+Issue #12, bar 6: at least 2,000 conversations per second on one core, and peak
+memory flat from 10,000 to 100,000 conversations (the 100k peak at most 1.2x the 10k
+peak), i.e. the log is streamed, not loaded whole, and the bootstrap never draws
+resamples x n at once.
+
+Continuum's side is what the evaluation DAG's score and compare steps do to a window:
+`scorers.score_table` over the conversations read line by line from a redacted JSONL
+file (with the shipped reference set, so `similarity` runs too), then
+`compare.summarise` (Wilson intervals and the bootstrap) per prompt version. Half the
+conversations are the shopping assistant's, half the claims assistant's, so every
+scorer applies somewhere. The reference is the least any pass over the log does: one
+`json.loads` per line of the same files. Both sides pin themselves to one core.
+
+The log is generated once per run: 2,000 simulated conversations per assistant,
+redacted as the DAG stores them (redaction is the slow part of making the data), then
+repeated under new conversation ids up to the size. The repeat period (2,000
+conversations, about 12,000 distinct texts) is longer than the scorers' text caches
+(4,096 entries), so repetition does not turn into cache hits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks import REPEATS, WARM_UP, Comparison, Side, Sizes, data_dir, ratio, times
+
+SEED = 3
+POOL = 2_000  # distinct conversations per assistant
+ASSISTANTS = ("shopping_assistant", "claims_assistant")
+BAR_PER_S = 2_000
+FLAT = 1.2  # the 100k peak may be at most this multiple of the 10k peak
+_SMALL_PEAK: dict[str, float] = {}  # the small row's peak, read by the large row's sentence
+
+
+def _sizes(sizes: Sizes) -> tuple[int, int]:
+    large = min(100_000, max(20, sizes.rows // 10))
+    return max(2, large // 10), large
+
+
+def _pool(assistant: str, pool: int) -> Path:
+    """`pool` redacted conversations of `assistant` as JSONL, made once per run."""
+    path = data_dir() / f"rescoring_{assistant}_pool_{pool}.jsonl"
+    if not path.exists():
+        from continuum.llm.redact import redact_conversation
+        from continuum.llm.simulate import generate
+
+        conversations = [redact_conversation(c) for c in generate(assistant, pool, seed=SEED)]
+        _write(path, (json.dumps(c, ensure_ascii=False) for c in conversations))
+    return path
+
+
+def _write(path: Path, lines) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(partial, "w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(line + "\n")
+    partial.replace(path)  # atomic: a concurrent worker never reads half a file
+
+
+def log_files(conversations: int) -> list[tuple[str, Path]]:
+    """(assistant, path) of the log: `conversations` in all, half per assistant, made once per run."""
+    files = []
+    for k, assistant in enumerate(ASSISTANTS):
+        n = conversations // len(ASSISTANTS) + (k < conversations % len(ASSISTANTS))
+        path = data_dir() / f"rescoring_{assistant}_{n}.jsonl"
+        if not path.exists():
+            pool = [json.loads(line) for line in _pool(assistant, min(POOL, n)).read_text().splitlines()]
+            _write(
+                path,
+                (
+                    json.dumps({**pool[i % len(pool)], "conversation_id": f"{assistant}-r{i:06d}"})
+                    for i in range(n)
+                ),
+            )
+        files.append((assistant, path))
+    return files
+
+
+def _one_core() -> int:
+    """Pin this worker to one core (the last it may use): the bar is per core."""
+    core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def _lines(path: Path, limit: int | None = None):
+    with open(path, encoding="utf-8") as lines:
+        for i, line in enumerate(lines):
+            if limit is not None and i >= limit:
+                return
+            if line.strip():
+                yield json.loads(line)
+
+
+def rescore(files: list[tuple[str, Path]], references: dict, limit: int | None = None) -> dict:
+    """Score every conversation of the log and summarise each assistant's versions, as the DAG does."""
+    from continuum.llm.compare import summarise
+    from continuum.llm.scorers import score_table
+    from continuum.llm.specs import get_assistant
+
+    conversations, versions = 0, 0
+    for assistant, path in files:
+        spec = get_assistant(assistant)
+        table = score_table(spec, _lines(path, limit), references=references[assistant])
+        versions += len(summarise(spec, table))
+        conversations += len(table)
+    return {"conversations": conversations, "versions": versions}
+
+
+@contextmanager
+def continuum_side(conversations: int):
+    from continuum.llm.specs import get_assistant
+
+    files = log_files(conversations)
+    core = _one_core()
+    references = {}
+    for assistant, _ in files:
+        shipped = get_assistant(assistant).source.parent / "references" / assistant / "v1.jsonl"
+        references[assistant] = [json.loads(line) for line in shipped.read_text().splitlines() if line.strip()]
+    rescore(files, references, limit=WARM_UP // len(files))
+
+    def run() -> dict:
+        return {**rescore(files, references), "core": core}
+
+    yield run
+
+
+@contextmanager
+def json_lines(conversations: int):
+    files = log_files(conversations)
+    core = _one_core()
+
+    def run() -> dict:
+        parsed = sum(sum(1 for _ in _lines(path)) for _, path in files)
+        return {"conversations": parsed, "core": core}
+
+    yield run
+
+
+def _per_s(s: dict) -> float:
+    return s["facts"]["conversations"] / s["seconds"]
+
+
+def _throughput(s: dict, r: dict) -> str:
+    rate = _per_s(s)
+    verdict = "met" if rate >= BAR_PER_S else "missed"
+    return (
+        f"All offline scorers and the per-version summary re-score {s['facts']['conversations']:,} conversations "
+        f"at {rate:,.0f} per second on one core ({s['seconds']:.2f} s), {times(ratio(s, r), 1)} the time of "
+        f"parsing the same JSON lines ({_per_s(r):,.0f} per second). Bar: at least {BAR_PER_S:,} per second; "
+        f"{verdict}."
+    )
+
+
+def _small_meaning(s: dict, r: dict) -> str:
+    _SMALL_PEAK["mb"] = s["peak_mb"]
+    return _throughput(s, r) + f" Peak extra memory {s['peak_mb']:.0f} MB."
+
+
+def _large_meaning(s: dict, r: dict) -> str:
+    small = _SMALL_PEAK.get("mb")
+    if small is None or s["peak_mb"] is None:
+        return _throughput(s, r) + " Memory flatness not known: the small row did not run in this report."
+    flat = s["peak_mb"] / small if small > 0 else None
+    verdict = "met" if flat is not None and flat <= FLAT else "missed"
+    return (
+        _throughput(s, r) + f" Peak extra memory {s['peak_mb']:.0f} MB against {small:.0f} MB at a tenth of "
+        f"the conversations: {times(flat, 2)}. Bar: at most {FLAT}x (flat); {verdict}."
+    )
+
+
+def comparisons(sizes: Sizes) -> list[Comparison]:
+    small, large = _sizes(sizes)
+    notes = (
+        f"{POOL:,} simulated, redacted conversations per assistant (seed {SEED}) repeated under new ids, half "
+        f"shopping, half claims, read from JSONL on disk; one process pinned to one core; {REPEATS} timed runs."
+    )
+    found = []
+    for label, n, meaning in (("10k", small, _small_meaning), ("100k", large, _large_meaning)):
+        kwargs = {"conversations": n}
+        found.append(
+            Comparison(
+                case="rescoring",
+                name=f"rescoring ({label}): offline scorers vs JSON-lines parse",
+                rows=n,
+                subject=Side(
+                    "continuum.llm.scorers.score_table + compare.summarise",
+                    "benchmarks.bench_rescoring:continuum_side",
+                    kwargs,
+                ),
+                reference=Side("json.loads per line", "benchmarks.bench_rescoring:json_lines", kwargs),
+                meaning=meaning,
+                notes=notes,
+            )
+        )
+    return found
