@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -125,7 +126,9 @@ def continuum_side(conversations: int):
     rescore(files, references, limit=WARM_UP // len(files))
 
     def run() -> dict:
-        return {**rescore(files, references), "core": core}
+        cpu = time.process_time()
+        done = rescore(files, references)
+        return {**done, "core": core, "cpu_s": round(time.process_time() - cpu, 2)}
 
     yield run
 
@@ -136,24 +139,29 @@ def json_lines(conversations: int):
     core = _one_core()
 
     def run() -> dict:
+        cpu = time.process_time()
         parsed = sum(sum(1 for _ in _lines(path)) for _, path in files)
-        return {"conversations": parsed, "core": core}
+        return {"conversations": parsed, "core": core, "cpu_s": round(time.process_time() - cpu, 2)}
 
     yield run
 
 
-def _per_s(s: dict) -> float:
-    return s["facts"]["conversations"] / s["seconds"]
+def _per_s(side: dict, key: str = "seconds") -> float:
+    seconds = side["seconds"] if key == "seconds" else side["facts"][key]
+    return side["facts"]["conversations"] / seconds if seconds else float("inf")
 
 
 def _throughput(s: dict, r: dict) -> str:
-    rate = _per_s(s)
-    verdict = "met" if rate >= BAR_PER_S else "missed"
+    """Wall time and the CPU time of the pinned core: on a shared machine the core is not ours alone."""
+    wall, cpu = _per_s(s), _per_s(s, "cpu_s")
+    verdict = ("met" if wall >= BAR_PER_S else "missed") + " on wall time, " + (
+        "met" if cpu >= BAR_PER_S else "missed"
+    )
     return (
         f"All offline scorers and the per-version summary re-score {s['facts']['conversations']:,} conversations "
-        f"at {rate:,.0f} per second on one core ({s['seconds']:.2f} s), {times(ratio(s, r), 1)} the time of "
-        f"parsing the same JSON lines ({_per_s(r):,.0f} per second). Bar: at least {BAR_PER_S:,} per second; "
-        f"{verdict}."
+        f"at {wall:,.0f} per second of wall time on one core ({s['seconds']:.2f} s) and {cpu:,.0f} per CPU "
+        f"second ({s['facts']['cpu_s']:.2f} s), {times(ratio(s, r), 1)} the time of parsing the same JSON lines "
+        f"({_per_s(r):,.0f} per second). Bar: at least {BAR_PER_S:,} per second; {verdict} on CPU time."
     )
 
 
