@@ -15,9 +15,12 @@ scorer applies somewhere. The reference is the least any pass over the log does:
 
 The log is generated once per run: 2,000 simulated conversations per assistant,
 redacted as the DAG stores them (redaction is the slow part of making the data), then
-repeated under new conversation ids up to the size. The repeat period (2,000
-conversations, about 12,000 distinct texts) is longer than the scorers' text caches
-(4,096 entries), so repetition does not turn into cache hits.
+repeated under new conversation ids up to the size. The simulator's texts are templated
+(2,000 conversations hold only about 560 and 1,150 distinct system and assistant
+texts), and real answers are not, so every copy gets its number appended to each
+system, user and assistant text: the scorers' caches keyed on a text (`_shingles`,
+`_prompt_shingles`) then hit only within a conversation, never across conversations,
+which is the worst case for them and no better than real logs.
 """
 
 from __future__ import annotations
@@ -74,12 +77,23 @@ def log_files(conversations: int) -> list[tuple[str, Path]]:
             _write(
                 path,
                 (
-                    json.dumps({**pool[i % len(pool)], "conversation_id": f"{assistant}-r{i:06d}"})
+                    json.dumps(_copy(pool[i % len(pool)], i, f"{assistant}-r{i:06d}"), ensure_ascii=False)
                     for i in range(n)
                 ),
             )
         files.append((assistant, path))
     return files
+
+
+def _copy(conversation: dict, i: int, conversation_id: str) -> dict:
+    """Copy `i` of a pooled conversation, every text made unique (see the module docstring)."""
+    messages = [
+        {**m, "content": f"{m['content']} (copy {i})"}
+        if m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
+        else m
+        for m in conversation["messages"]
+    ]
+    return {**conversation, "conversation_id": conversation_id, "messages": messages}
 
 
 def _one_core() -> int:
@@ -185,7 +199,8 @@ def _large_meaning(s: dict, r: dict) -> str:
 def comparisons(sizes: Sizes) -> list[Comparison]:
     small, large = _sizes(sizes)
     notes = (
-        f"{POOL:,} simulated, redacted conversations per assistant (seed {SEED}) repeated under new ids, half "
+        f"{POOL:,} simulated, redacted conversations per assistant (seed {SEED}) repeated under new ids, every "
+        "text made unique per copy (no cache hits across conversations), half "
         f"shopping, half claims, read from JSONL on disk; one process pinned to one core; {REPEATS} timed runs."
     )
     found = []
