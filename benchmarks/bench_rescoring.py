@@ -19,8 +19,8 @@ repeated under new conversation ids up to the size. The simulator's texts are te
 (2,000 conversations hold only about 560 and 1,150 distinct system and assistant
 texts), and real answers are not, so every copy gets its number appended to each
 system, user and assistant text: the scorers' caches keyed on a text (`_shingles`,
-`_prompt_shingles`) then hit only within a conversation, never across conversations,
-which is the worst case for them and no better than real logs.
+`_prompt_shingles`, 256 entries each) then hit only within a conversation, never
+across conversations, which is the worst case for them and no better than real logs.
 """
 
 from __future__ import annotations

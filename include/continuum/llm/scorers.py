@@ -217,9 +217,9 @@ def _clarifying_question(spec: AssistantSpec, conv: dict) -> float | None:
 
 
 _PUNCTUATION = re.compile(r"[^\w\s]")
-# Caches keyed on a text or a schema: re-scoring 100,000 conversations meets the same system prompt,
-# tool schema and templated answer again and again (and two scorers shingle the same messages).
-_CACHED = 4096
+# Caches keyed on a text or a schema, kept small so memory stays flat: two scorers shingle the same
+# messages of a conversation, and a window meets the same system prompt and tool schema again and again.
+_CACHED = 256
 
 
 def _normalise(text: str) -> str:
