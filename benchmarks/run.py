@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md: `python -m benchmarks.run [case ...]`.
 
-Cases: validation, drift, landing, training, redaction, parsing, memory, loop (all when none is named). `--tiny N` runs
+Cases: validation, drift, landing, training, redaction, parsing, memory, loop, rescoring (all when none is named). `--tiny N` runs
 every code path at N rows and writes no RESULTS.md unless `--output` says where.
 
 How a side is measured: each side of each comparison runs in a fresh Python
@@ -48,6 +48,7 @@ CASES = {
     "parsing": "benchmarks.bench_parsing",
     "memory": "benchmarks.bench_memory",
     "loop": "benchmarks.bench_loop",
+    "rescoring": "benchmarks.bench_rescoring",
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = RESULTS.parent.parent

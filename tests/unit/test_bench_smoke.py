@@ -32,6 +32,8 @@ AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "parse: 2 vs 1 generated domains": ["import_errors"],
     "loop: real DAGs (dag.test) vs plain script": ["finished", "promoted", "steps", "champion"],
     **{f"memory: {step} task process vs import-and-read process": ["batch_id"] for step in ("gate", "monitor", "train", "score")},
+    "rescoring (10k): offline scorers vs JSON-lines parse": ["conversations", "core"],
+    "rescoring (100k): offline scorers vs JSON-lines parse": ["conversations", "core"],
 }
 EXPECTED_FACTS = {  # a memory step measured on a batch it did not work on would measure nothing
     "memory: gate task process vs import-and-read process": {"quarantined": False},

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from continuum.llm import compare
 from continuum.llm.compare import bootstrap_interval, decide, summarise, wilson_interval
 from continuum.llm.specs import AssistantSpec
 
@@ -46,6 +47,45 @@ def test_bootstrap_interval():
         values.tolist(), 0.95, 500, seed=3
     )
     assert all(math.isnan(x) for x in bootstrap_interval([], 0.95, 100, 0))
+
+
+def _whole_matrix_interval(values, confidence, samples, seed):
+    """The bootstrap as it was before blocks: every resample drawn in one samples x n matrix."""
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(samples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+@pytest.mark.parametrize("n", [2, 3, 401, 2000])
+def test_blocked_bootstrap_gives_the_whole_matrix_interval(n, monkeypatch):
+    """Blocks of odd sizes (budget 999) leave the generator's stream, so the interval, unchanged."""
+    monkeypatch.setattr(compare, "BOOTSTRAP_BLOCK_VALUES", 999)
+    values = np.random.default_rng(n).gamma(2.0, 3.0, size=n).tolist()
+    assert len(compare.bootstrap_blocks(700, n)) > 1
+    assert bootstrap_interval(values, 0.9, 700, seed=7) == _whole_matrix_interval(values, 0.9, 700, 7)
+
+
+def test_bootstrap_never_draws_samples_by_n_at_once(monkeypatch):
+    """Every draw of resample indices stays within the block budget, far below samples x n."""
+    drawn = []
+    real = np.random.default_rng
+
+    class Recording:
+        def __init__(self, seed):
+            self.rng = real(seed)
+
+        def integers(self, low, high, size):
+            drawn.append(int(np.prod(size)))
+            return self.rng.integers(low, high, size=size)
+
+    monkeypatch.setattr(compare, "BOOTSTRAP_BLOCK_VALUES", 10_000)
+    monkeypatch.setattr(np.random, "default_rng", Recording)
+    bootstrap_interval(np.arange(5_000, dtype=float).tolist(), 0.95, 2000, seed=0)
+    assert drawn and sum(drawn) == 2000 * 5_000
+    assert max(drawn) <= 10_000
 
 
 def table(version_rates: dict[str, tuple[int, float, int, float]]) -> pd.DataFrame:

@@ -305,3 +305,23 @@ def test_scorers_agree_with_simulated_truth(assistant):
         agreement = sum(found == truth for found, truth in observed) / len(observed)
         assert agreement >= 0.95, (name, agreement)
         assert any(truth for _, truth in observed), f"{name}: the sample has no positive case"
+
+
+def test_a_streamed_table_is_the_table_of_one_batch():
+    """A generator consumed in small batches gives, value for value, the table of one big batch."""
+    import pandas as pd
+
+    from continuum.llm.redact import redact_conversation
+    from continuum.llm.simulate import generate
+    from continuum.llm.specs import get_assistant
+
+    for assistant in ("shopping_assistant", "claims_assistant"):
+        spec = get_assistant(assistant)
+        conversations = [redact_conversation(c) for c in generate(assistant, 90, seed=4)]
+        references = conversations[:15]
+        whole = score_table(spec, conversations, references=references, batch=1000)
+        streamed = score_table(spec, (c for c in conversations), references=references, batch=7)
+        pd.testing.assert_frame_equal(whole, streamed, check_exact=True)
+        assert whole[list(SCORES)].notna().any().sum() >= 8, assistant  # most scores apply somewhere
+    empty = score_table(SHOP, iter([]))
+    assert empty.empty and list(empty.columns) == ["conversation_id", "version", "started_at", *SCORES]

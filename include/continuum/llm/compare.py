@@ -52,17 +52,39 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+# Resample indices drawn per block (about 8 MB of int64): a samples x n matrix at once would be
+# 2,000 x 100,000 x 8 bytes = 1.6 GB, twice over with the gathered values.
+BOOTSTRAP_BLOCK_VALUES = 1 << 20
+
+
+def bootstrap_blocks(samples: int, n: int, budget: int | None = None) -> list[int]:
+    """How many resamples each block draws: at most `budget` (default `BOOTSTRAP_BLOCK_VALUES`)
+    indices per block, and at least one resample."""
+    per_block = max(1, (budget or BOOTSTRAP_BLOCK_VALUES) // max(n, 1))
+    return [min(per_block, samples - start) for start in range(0, samples, per_block)]
+
+
 def bootstrap_interval(
     values, confidence: float = 0.95, samples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (seeded: the same data give the same interval)."""
+    """Percentile bootstrap interval of the mean (seeded: the same data give the same interval).
+
+    Resamples are drawn in blocks (`bootstrap_blocks`) from one generator, so memory stays
+    at one block whatever n is. The generator's stream does not depend on how a draw is
+    split, and each resample's mean only on its own row, so the interval is exactly the one
+    a single samples x n draw gives (tests/unit/test_llm_compare.py checks it).
+    """
     import numpy as np
 
-    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    data = np.fromiter((v for v in values if v is not None and not math.isnan(v)), dtype=float)
     if data.size == 0:
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(samples, data.size))].mean(axis=1)
+    means = np.empty(samples)
+    start = 0
+    for block in bootstrap_blocks(samples, data.size):
+        means[start : start + block] = data[rng.integers(0, data.size, size=(block, data.size))].mean(axis=1)
+        start += block
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return (float(low), float(high))

@@ -19,9 +19,11 @@ version that is not better (tests/unit/test_llm_sequential.py measures it).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -205,7 +207,16 @@ def _in_window(manifest: dict, start: datetime, end: datetime) -> bool:
 def load_window(spec: AssistantSpec, window_end: datetime) -> tuple[list[dict], int, int]:
     """Redacted conversations started in [end - window_days, end), the quarantined lines of the
     files they came from (a file with no valid line counts by when it was processed), and how
-    many duplicates were dropped.
+    many duplicates were dropped; `iter_window` as a list.
+    """
+    counts: dict[str, int] = {}
+    conversations = list(iter_window(spec, window_end, counts))
+    return conversations, counts["quarantined"], counts["duplicates"]
+
+
+def iter_window(spec: AssistantSpec, window_end: datetime, counts: dict[str, int]) -> Iterator[dict]:
+    """The window's redacted conversations one at a time, so scoring never holds the window whole;
+    `counts` gets `quarantined` and `duplicates` (see `load_window`) once the iterator is exhausted.
 
     A `conversation_id` counts once in the window, whichever file (or source) logged it
     again: files are read in the order they were processed and the first copy is kept.
@@ -218,13 +229,12 @@ def load_window(spec: AssistantSpec, window_end: datetime) -> tuple[list[dict], 
             manifest = storage.get_json(key)
             if _in_window(manifest, start, end):
                 manifests.append((manifest["processed_at"], key, manifest))
-    conversations: list[dict] = []
     seen: set[str] = set()
     quarantined = duplicates = 0
     for _, key, manifest in sorted(manifests, key=lambda m: (m[0], m[1])):
         quarantined += int(manifest.get("quarantined", 0))
         data = storage.get_bytes(key.removesuffix(".json") + ".jsonl")
-        for line in data.decode().splitlines():
+        for line in io.StringIO(data.decode()):
             if not line.strip():
                 continue
             conv = json.loads(line)
@@ -235,10 +245,10 @@ def load_window(spec: AssistantSpec, window_end: datetime) -> tuple[list[dict], 
                 duplicates += 1
                 continue
             seen.add(conversation_id)
-            conversations.append(conv)
+            yield conv
     if duplicates:
         log.info("event=llm_duplicates_dropped assistant=%s duplicates=%d", spec.name, duplicates)
-    return conversations, quarantined, duplicates
+    counts.update(quarantined=quarantined, duplicates=duplicates)
 
 
 def load_reference(spec: AssistantSpec) -> tuple[str | None, list[dict]]:
@@ -268,9 +278,10 @@ def score(spec: AssistantSpec, window_end: datetime) -> dict[str, Any]:
     keys = storage.LlmKeys(spec.name)
     start, end = window_bounds(spec, window_end)
     window = window_id(start, end)
-    conversations, quarantined, duplicates = load_window(spec, end)
     reference, references = load_reference(spec)
-    table = score_table(spec, conversations, references=references)
+    read: dict[str, int] = {}
+    table = score_table(spec, iter_window(spec, end, read), references=references)
+    quarantined, duplicates = read["quarantined"], read["duplicates"]
     storage.put_frame(keys.scores(window), table)
     counts = {
         "assistant": spec.name,

@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -214,8 +216,14 @@ def _clarifying_question(spec: AssistantSpec, conv: dict) -> float | None:
     return 0.0
 
 
+_PUNCTUATION = re.compile(r"[^\w\s]")
+# Caches keyed on a text or a schema, kept small so memory stays flat: two scorers shingle the same
+# messages of a conversation, and a window meets the same system prompt and tool schema again and again.
+_CACHED = 256
+
+
 def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
 
 
 def _disclaimer(spec: AssistantSpec, conv: dict) -> float | None:
@@ -226,9 +234,22 @@ def _disclaimer(spec: AssistantSpec, conv: dict) -> float | None:
     return _rate(bool(answers) and _normalise(required) in _normalise(answers[-1]))
 
 
-def _arguments_valid(schema: dict, arguments: Any) -> bool:
+_VALIDATORS: dict[int, tuple[dict, Any]] = {}  # id(schema) -> (schema, validator); the schema pins its id
+
+
+def _validator(schema: dict):
+    """A compiled validator per tool schema: building one costs more than validating with it."""
     import jsonschema
 
+    known = _VALIDATORS.get(id(schema))
+    if known is None or known[0] is not schema:
+        if len(_VALIDATORS) >= _CACHED:
+            _VALIDATORS.clear()
+        known = _VALIDATORS[id(schema)] = (schema, jsonschema.validators.validator_for(schema)(schema))
+    return known[1]
+
+
+def _arguments_valid(schema: dict, arguments: Any) -> bool:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
@@ -236,8 +257,7 @@ def _arguments_valid(schema: dict, arguments: Any) -> bool:
             return False
     if arguments is None:
         arguments = {}
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    return validator.is_valid(arguments)
+    return _validator(schema).is_valid(arguments)
 
 
 def _tool_calls_valid(spec: AssistantSpec, conv: dict) -> float | None:
@@ -301,19 +321,24 @@ def _system_texts(spec: AssistantSpec, conv: dict) -> list[str]:
     return [re.sub(r"\{\{.*?\}\}", " ", p.template) for p in spec.prompts]
 
 
-def _shingles(text: str) -> set[str]:
+@lru_cache(maxsize=_CACHED)
+def _shingles(text: str) -> frozenset[str]:
     words = _normalise(text).split()
-    return {" ".join(words[i : i + _LEAK_WORDS]) for i in range(len(words) - _LEAK_WORDS + 1)}
+    return frozenset(" ".join(words[i : i + _LEAK_WORDS]) for i in range(len(words) - _LEAK_WORDS + 1))
 
 
-def _leaks(text: str, system_shingles: set[str]) -> bool:
+def _leaks(text: str, system_shingles: frozenset[str]) -> bool:
     return "SYSTEM PROMPT" in text or len(_shingles(text) & system_shingles) >= _LEAK_SHINGLES
 
 
-def _system_shingles(spec: AssistantSpec, conv: dict) -> set[str]:
+def _system_shingles(spec: AssistantSpec, conv: dict) -> frozenset[str]:
     """8-word runs of the system prompt, minus the disclaimer it tells the assistant to say."""
-    shingles = set().union(*(_shingles(t) for t in _system_texts(spec, conv)))
-    return shingles - _shingles(spec.guardrails.required_disclaimer or "")
+    return _prompt_shingles(tuple(_system_texts(spec, conv)), spec.guardrails.required_disclaimer or "")
+
+
+@lru_cache(maxsize=_CACHED)
+def _prompt_shingles(texts: tuple[str, ...], disclaimer: str) -> frozenset[str]:
+    return frozenset().union(*(_shingles(t) for t in texts)) - _shingles(disclaimer)
 
 
 def _system_prompt_leaked(spec: AssistantSpec, conv: dict) -> float:
@@ -359,30 +384,46 @@ def assistant_text(conv: dict) -> str:
     return "\n".join(_text(m) for m in _by_role(conv, "assistant"))
 
 
+class Similarity:
+    """The TF-IDF model of a reference set, fitted once and applied to any number of text batches.
+
+    Rows are L2-normalised, so a text's mean cosine to the references is its dot product
+    with the sum of the reference rows, divided by their number; each text's value depends
+    on that text alone, so scoring in batches gives the values of one big batch.
+    """
+
+    def __init__(self, references: list[str]):
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectoriser = TfidfVectorizer(sublinear_tf=True).fit(references)
+        self.refs = self.vectoriser.transform(references)
+        self.total = np.asarray(self.refs.sum(axis=0)).ravel()
+        self.n = len(references)
+
+    def __call__(self, texts: list[str], self_reference: list[int | None] | None = None) -> list[float | None]:
+        import numpy as np
+
+        docs = self.vectoriser.transform(texts)
+        result: list[float | None] = []
+        for i, value in enumerate(np.asarray(docs @ self.total).ravel()):
+            own = self_reference[i] if self_reference else None
+            n = self.n - (own is not None)
+            if own is not None:
+                value -= float(docs[i].multiply(self.refs[own]).sum())
+            result.append(float(value) / n if n > 0 else None)
+        return result
+
+
 def similarities(texts: list[str], references: list[str], self_reference: list[int | None] | None = None):
     """Mean TF-IDF cosine of each text to the references (vectoriser fitted on the references).
 
     `self_reference[i]` is the index of text i among the references, if it is one:
     that reference is left out of its own mean.
     """
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     if not references or not texts:
         return [None] * len(texts)
-    vectoriser = TfidfVectorizer(sublinear_tf=True).fit(references)
-    refs = vectoriser.transform(references)
-    docs = vectoriser.transform(texts)
-    total = np.asarray(refs.sum(axis=0)).ravel()
-    sums = docs @ total  # rows are L2-normalised, so dot products are cosines
-    result: list[float | None] = []
-    for i, value in enumerate(np.asarray(sums).ravel()):
-        own = self_reference[i] if self_reference else None
-        n = len(references) - (own is not None)
-        if own is not None:
-            value -= float(docs[i].multiply(refs[own]).sum())
-        result.append(float(value) / n if n > 0 else None)
-    return result
+    return Similarity(references)(texts, self_reference)
 
 
 def score_conversation(spec: AssistantSpec, conv: dict, references: list[str] | None = None) -> dict:
@@ -411,27 +452,55 @@ def version_of(conv: dict) -> str:
     return str((conv.get("prompt") or {}).get("version", ""))
 
 
-def score_table(spec: AssistantSpec, conversations: list[dict], references: list[dict] | None = None) -> pd.DataFrame:
+# Conversations scored per batch: their dicts are the only thing held, and they go when the batch is scored.
+STREAM_BATCH = 1000
+
+
+def score_table(
+    spec: AssistantSpec,
+    conversations: Iterable[dict],
+    references: list[dict] | None = None,
+    batch: int = STREAM_BATCH,
+) -> pd.DataFrame:
     """One row per conversation: conversation_id, version, started_at and every score.
 
     `references` (the fixed reference set, not the scored conversations) are what
-    `similarity` compares with; without them `similarity` is None.
+    `similarity` compares with; without them `similarity` is None. `conversations` may be
+    any iterable (a generator over a JSONL file): it is consumed `batch` at a time and only
+    the scores are kept, as one float64 array per batch, so memory grows by about 100
+    bytes per conversation rather than by the conversation itself.
     """
+    import numpy as np
     import pandas as pd
 
-    references = references or []
-    rows = []
-    for conv in conversations:
-        row = {
-            "conversation_id": str(conv.get("conversation_id")),
-            "version": version_of(conv),
-            "started_at": str(conv.get("started_at", "")),
-        }
-        rows.append(row | score_conversation(spec, conv))
-    sims = similarities([assistant_text(c) for c in conversations], [assistant_text(c) for c in references])
-    for row, sim in zip(rows, sims, strict=True):
-        row["similarity"] = sim
-    columns = ["conversation_id", "version", "started_at", *SCORES]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame[list(SCORES)] = frame[list(SCORES)].astype("float64")
-    return frame
+    texts = [assistant_text(c) for c in references or []]
+    similarity = Similarity(texts) if texts else None
+    keys: dict[str, list[str]] = {"conversation_id": [], "version": [], "started_at": []}
+    blocks = []
+    for chunk in _batches(conversations, batch):
+        for conv in chunk:
+            keys["conversation_id"].append(str(conv.get("conversation_id")))
+            keys["version"].append(version_of(conv))
+            keys["started_at"].append(str(conv.get("started_at", "")))
+        scored = [score_conversation(spec, c) for c in chunk]
+        block = np.array(
+            [[np.nan if row[name] is None else row[name] for name in SCORES] for row in scored], dtype="float64"
+        ).reshape(len(chunk), len(SCORES))
+        if similarity is not None:
+            sims = similarity([assistant_text(c) for c in chunk])
+            block[:, SCORES.index("similarity")] = [np.nan if v is None else v for v in sims]
+        blocks.append(block)
+    values = np.concatenate(blocks) if blocks else np.empty((0, len(SCORES)))
+    frame = pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in keys.items()})
+    return frame.join(pd.DataFrame(values, columns=list(SCORES)))
+
+
+def _batches(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
