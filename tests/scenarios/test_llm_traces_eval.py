@@ -8,6 +8,7 @@ them, scores them, writes the scores back on the traces, runs a few through
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -82,6 +83,9 @@ def test_traced_conversations_are_scored_assessed_and_the_better_version_promote
     conversations = [c for c in conversations if c["messages"][-1]["role"] == "assistant"]
     ids = _log_as_traces(conversations)
     _log_as_traces(conversations[:3], link_prompt=False)  # no prompt version: quarantined
+    # The window ends at the run's start truncated to the second (`window_bounds`): traces logged in
+    # that same second belong to the next window, so the run starts in the next second.
+    time.sleep(1.1)
 
     dagrun.run(f"{NAME}_prompt_eval")
     record = evaluation.latest_decision(NAME)
