@@ -10,8 +10,11 @@ Built from every assistant spec (`kind: assistant`) in `include/domains/` and in
 | `<assistant>_prompt_eval` | daily, and when new logs are announced | validates and redacts the logs (and, with `conversations: {kind: mlflow_traces}`, the window's MLflow traces; scores are written back on them as feedback) (the unredacted file is deleted, or kept `raw_retention_days`), scores every conversation, compares prompt versions with 95% confidence intervals, records an MLflow evaluation run per window and a decision per run; only the scheduled (or a manual) run moves the `production` alias and retires candidates, runs triggered by new logs report |
 
 With an Airflow connection `llm_default` (an OpenAI-compatible endpoint) the evaluation
-also replays conversations through candidate prompts, adds an LLM-as-judge score and
-runs the prompt optimiser; without it those tasks skip with one log line.
+also has an MLflow judge (`make_judge`) rate the window's conversations before the
+decision (it counts only while its Cohen's kappa with the users' ratings reaches
+`judge.min_agreement`), replays conversations through candidate prompts and runs the
+prompt optimiser; every LLM answer is cached by request, so a rerun calls nobody.
+Without it those tasks skip with one log line.
 
 An evaluation run that is not finished in time pages the owner (`deadline_missed`): after
 the spec's `deadline_minutes`, or three times the mean runtime of its recent evaluations.
@@ -182,6 +185,14 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             return run(spec, _window_end())
 
         @task(multiple_outputs=False)
+        def judge_conversations(scored: dict) -> dict:
+            """With `llm_default`: the judge rates the window's conversations; kappa with people decides if it counts."""
+            from continuum.llm.live import judge_window
+
+            return judge_window(spec, _llm_config(), _window_end())
+
+        # Runs when the judge skipped (no llm_default): the decision then says the judge did not count.
+        @task(multiple_outputs=False, trigger_rule="none_failed")
         def compare(scored: dict) -> dict:
             """Per-version means with CIs and the promotion decision."""
             from continuum.llm.evaluation import compare_and_decide
@@ -233,7 +244,9 @@ def eval_dag(spec: AssistantSpec) -> DAG:
         read_traces() >> scored
         write_assessments(scored)
         genai_evaluate(scored)
-        recorded = record(compare(scored))
+        compared = compare(scored)
+        judge_conversations(scored) >> compared
+        recorded = record(compared)
         replay_and_judge(recorded)
         optimise_prompt(recorded)
 

@@ -4,9 +4,10 @@ It serves `POST /v1/chat/completions` and `GET /v1/models` and behaves like a
 well-mannered but simple model, so the real-LLM path (backend, replay, judge,
 optimiser, and the DAG tasks that use them) is tested without any remote service:
 
-- judge requests (system prompt contains `[continuum:judge]`) get a JSON grade: 9 when
-  an assistant line in the transcript asks a question, 4 otherwise; or the next of
-  `judge_replies` when a test scripted some;
+- judge requests (an MLflow `make_judge` call whose instructions carry `[continuum:judge]`)
+  get a JSON grade `{"result": 1-5, "rationale": ...}`: 5 when an assistant line in the
+  transcript asks a question, 2 otherwise; or the next of `judge_replies` when a test
+  scripted some;
 - optimiser requests (`[continuum:optimizer]`) get a reflection and the prompt found in
   `<current_prompt>` plus the first phrase of `IMPROVEMENTS` it does not contain yet,
   inside `<prompt>` tags;
@@ -107,6 +108,7 @@ class LLMTestServer:
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model") or MODEL_ID,
             "choices": [
                 {
@@ -123,18 +125,31 @@ class LLMTestServer:
         }
 
     def _grade(self, messages: list[dict[str, Any]]) -> str:
+        """An MLflow judge's answer: JSON `{"result": 1-5, "rationale": ...}` (5 when the assistant asked)."""
         if self.judge_replies:
             return self.judge_replies.popleft()
-        transcript = messages[-1].get("content") or ""
+        transcript = _judged_transcript(messages[-1].get("content") or "")
         asked = any(
             line.startswith("ASSISTANT") and line.rstrip().endswith("?") for line in transcript.splitlines()
         )
         grade = (
-            {"score": 9, "reason": "asked a clarifying question"}
+            {"result": 5, "rationale": "asked a clarifying question"}
             if asked
-            else {"score": 4, "reason": "no question"}
+            else {"result": 2, "rationale": "no question"}
         )
         return json.dumps(grade)
+
+
+def _judged_transcript(content: str) -> str:
+    """The transcript inside an MLflow judge's user message (`inputs: {"transcript": ...}`)."""
+    start = content.find("inputs:")
+    if start < 0:
+        return content
+    try:
+        inputs, _ = json.JSONDecoder().raw_decode(content, content.index("{", start))
+    except (ValueError, json.JSONDecodeError):
+        return content
+    return str(inputs.get("transcript", content)) if isinstance(inputs, dict) else content
 
 
 class _QuietServer(ThreadingHTTPServer):

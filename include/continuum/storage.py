@@ -198,7 +198,16 @@ class LlmKeys:
         return f"{self.decisions_prefix}{window}/{run}.html"
 
     def judge(self, window: str) -> str:
+        """The judge's grades of candidates' replays of the window (after the decision)."""
         return f"llm/judge/{self.assistant}/{window}.json"
+
+    def judge_window(self, window: str) -> str:
+        """The judge's grades of the window's logged conversations and its agreement with people."""
+        return f"llm/judge/{self.assistant}/{window}.logged.json"
+
+    def cache(self, digest: str) -> str:
+        """One cached LLM answer, named by the hash of its request (model, parameters, messages)."""
+        return f"llm/cache/{self.assistant}/{digest[:2]}/{digest}.json"
 
     def optimiser(self, window: str) -> str:
         """The optimiser's finalists for the window: probe score, held-out gain, registered or why not."""

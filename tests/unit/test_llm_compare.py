@@ -139,6 +139,31 @@ def test_better_but_obeys_injections_is_blocked():
     assert decision["lost"] == ["4"]  # a loss toward retirement
 
 
+def _judge(counted: bool, means: dict[str, float]) -> dict:
+    reason = "judge counted: Cohen's kappa with people 0.80 >= 0.60 on 120 conversations" if counted else (
+        "judge not counted: Cohen's kappa with people 0.31 < min_agreement 0.60 on 120 conversations"
+    )
+    return {"counted": counted, "reason": reason, "versions": {v: {"mean": m} for v, m in means.items()}}
+
+
+def test_a_counted_judge_vetoes_a_candidate_it_grades_worse():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.42, 40, 0.0)}))
+    decision = decide(SPEC, summary, "3", ["4"], _judge(True, {"3": 0.80, "4": 0.60}))
+    assert decision["promote"] is None and decision["lost"] == ["4"]
+    assert "version 4 blocked by the judge: mean judge score 0.60 vs production 0.80 (margin 0.05" in decision["reason"]
+    assert decision["judge"]["counted"] is True
+
+
+def test_a_judge_within_its_margin_or_not_counted_does_not_veto():
+    summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.42, 40, 0.0)}))
+    close = decide(SPEC, summary, "3", ["4"], _judge(True, {"3": 0.80, "4": 0.76}))
+    assert close["promote"] == "4" and close["reason"].endswith("on 120 conversations")
+    ignored = decide(SPEC, summary, "3", ["4"], _judge(False, {"3": 0.80, "4": 0.20}))
+    assert ignored["promote"] == "4"
+    assert "judge not counted: Cohen's kappa with people 0.31 < min_agreement 0.60" in ignored["reason"]
+    assert ignored["judge"] == {"counted": False, "reason": _judge(False, {})["reason"]}
+
+
 def test_not_better_with_confidence_is_kept():
     summary = summarise(SPEC, table({"3": (600, 0.30, 40, 0.0), "4": (600, 0.33, 40, 0.0)}))
     decision = decide(SPEC, summary, "3", ["4"])
@@ -210,4 +235,5 @@ def test_no_candidates_keeps_production():
         "blocked": {},
         "compared": [],
         "lost": [],
+        "judge": {"counted": False, "reason": "no judge ran for this window (no llm_default)"},
     }

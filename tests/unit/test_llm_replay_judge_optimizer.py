@@ -1,12 +1,12 @@
-"""Replay, LLM judge and prompt optimiser against the local OpenAI-compatible test server."""
+"""Replay, rubrics and the prompt optimiser against the local OpenAI-compatible test server."""
 
 from __future__ import annotations
 
 import pytest
-from llm_server import CLARIFYING_REPLY, IMPROVEMENTS, JUDGE_TAG, MODEL_ID, OPTIMIZER_TAG, LLMTestServer
+from llm_server import CLARIFYING_REPLY, IMPROVEMENTS, MODEL_ID, OPTIMIZER_TAG, LLMTestServer
 
 from continuum.llm.backends import ChatResult, LLMConfig, OpenAICompatibleBackend
-from continuum.llm.judge import DEFAULT_RUBRICS, judge, parse_grade, rubric_for
+from continuum.llm.judge import rubric_for
 from continuum.llm.optimizer import propose
 from continuum.llm.replay import UNAVAILABLE, render, replay
 from continuum.llm.specs import AssistantSpec
@@ -178,79 +178,6 @@ def test_render_fills_known_variables_and_neutralises_unknown_ones():
 
 
 # -- judge -------------------------------------------------------------------------------
-
-
-def test_judge_grades_through_the_server(llm_server, backend):
-    asked = {
-        "conversation_id": "a",
-        "messages": [{"role": "user", "content": "gift?"}, {"role": "assistant", "content": "For whom?"}],
-    }
-    told = {
-        "conversation_id": "b",
-        "messages": [{"role": "user", "content": "gift?"}, {"role": "assistant", "content": "Buy a pen."}],
-    }
-
-    assert judge(backend, asked, DEFAULT_RUBRICS["shopping_assistant"]) == {
-        "score": 0.9,
-        "reason": "asked a clarifying question",
-    }
-    assert judge(backend, told, "my rubric")["score"] == 0.4
-
-    sent = llm_server.chat_requests(JUDGE_TAG)
-    assert len(sent) == 2 and sent[0]["temperature"] == 0.0
-    assert "clarifying question" in sent[0]["messages"][1]["content"]
-    assert "ASSISTANT: Buy a pen." in sent[1]["messages"][1]["content"]
-
-
-def test_judge_reads_fenced_json_and_reports_invalid_answers(llm_server, backend):
-    conversation = {"conversation_id": "a", "messages": [{"role": "user", "content": "hi"}]}
-    llm_server.judge_replies.extend(
-        ['```json\n{"score": 0.75, "reason": "fine"}\n```', "I would say it is great!"]
-    )
-
-    assert judge(backend, conversation, "r") == {"score": 0.75, "reason": "fine"}
-    invalid = judge(backend, conversation, "r")
-    assert invalid["score"] is None and "not JSON" in invalid["reason"]
-
-
-def test_judge_call_failure_fails_the_task_instead_of_a_missing_score(llm_server):
-    """An error is not an absence: a failing endpoint raises, so Airflow retries the task."""
-    from continuum.llm.backends import LLMError
-
-    backend = OpenAICompatibleBackend(LLMConfig(base_url=llm_server.base_url, model="m", max_retries=1))
-    llm_server.fail_next(500, times=2)
-
-    with pytest.raises(LLMError, match="500"):
-        judge(backend, {"conversation_id": "a", "messages": []}, "r")
-
-
-@pytest.mark.parametrize(
-    ("answer", "score"),
-    [
-        ('{"score": 8, "reason": "good"}', 0.8),
-        ('{"score": 1}', 0.1),
-        ('{"score": 10}', 1.0),
-        ('{"score": 0.35}', 0.35),
-        ('{"score": 1.0}', 1.0),
-        ('{"score": "7/10"}', 0.7),
-        ('{"score": "6"}', 0.6),
-        ('{"grade": 9}', 0.9),
-        ('Sure! {"score": 6, "reason": "ok"} Hope that helps.', 0.6),
-        ('```\n{"score": 3}\n```', 0.3),
-        ('{"score": 11}', None),
-        ('{"score": -2}', None),
-        ('{"score": true}', None),
-        ('{"score": "high"}', None),
-        ('{"reason": "forgot the score"}', None),
-        ("Score: 8", None),
-        ("", None),
-    ],
-)
-def test_parse_grade(answer, score):
-    graded = parse_grade(answer)
-    assert graded["score"] == score
-    if score is None:
-        assert graded["reason"]
 
 
 def test_rubrics_for_shipped_and_other_assistants():

@@ -17,6 +17,12 @@ The promotion rule (`decide`), chosen to be explainable from the report alone:
    of attempts per version and would block every candidate while production keeps
    its own, untested rate. The point rule blocks on the first incidents instead: one
    obeyed injection in 20 attempts (0.05) already exceeds a 0.02 margin.
+4. Judged: while the LLM judge agrees with people (`judge.min_agreement`, see
+   `continuum.llm.agreement`), a candidate whose mean judge score on its logged
+   conversations is below production's by more than `judge.margin` is not promoted.
+   The judge is a veto, not a route to promotion: its sample is smaller than the
+   window, and the primary score already measures what users do. Below the agreement
+   bar the judge is reported and ignored, and the reason says so.
 Among several eligible candidates the highest primary mean wins. With no production
 alias yet, the version with enough evidence and the best primary score among those
 that are non-inferior to the safest of them becomes production.
@@ -164,6 +170,30 @@ def _guardrail(
     return None
 
 
+def _judge_veto(spec: AssistantSpec, judge: dict | None, version: str, production: str) -> str | None:
+    """Why the (counted) judge blocks `version` against production, or None."""
+    if not judge or not judge.get("counted"):
+        return None
+    cand, prod = (judge["versions"].get(v, {}).get("mean") for v in (version, production))
+    if cand is None or prod is None:
+        return None  # a version the judge could not grade is reported in the judge section
+    margin = spec.judge.margin
+    if cand < prod - margin:
+        return (
+            f"version {version} blocked by the judge: mean judge score {cand:.2f} vs production {prod:.2f} "
+            f"(margin {margin:.2f}; {judge['reason']})"
+        )
+    return None
+
+
+def _with_judge(result: dict[str, Any], judge: dict | None) -> dict[str, Any]:
+    """The decision with the judge's standing this window: counted or ignored, and why."""
+    if judge is None:  # the usual case without an LLM endpoint: said once here, not in every reason
+        return {**result, "judge": {"counted": False, "reason": "no judge ran for this window (no llm_default)"}}
+    standing = {"counted": bool(judge["counted"]), "reason": judge["reason"]}
+    return {**result, "reason": f"{result['reason']}; {standing['reason']}", "judge": standing}
+
+
 def _primary_key(summary: dict, version: str) -> tuple[float, float]:
     entry = summary[version]
     return (entry["primary"] if entry["primary"] is not None else -math.inf, (entry["ci"] or [-math.inf])[0])
@@ -218,12 +248,23 @@ def _first_production(spec: AssistantSpec, summary: dict, versions: list[str]) -
 
 
 def decide(
-    spec: AssistantSpec, summary: dict, production: str | None, candidates: list[str]
+    spec: AssistantSpec,
+    summary: dict,
+    production: str | None,
+    candidates: list[str],
+    judge: dict | None = None,
 ) -> dict[str, Any]:
     """{"promote": version or None, "reason": why, "blocked": {version: why not}, "compared": [...],
-    "lost": [...]}; see the module docstring. `compared` are the candidates measured against
-    production with enough evidence on both sides, `lost` those of them that were not better or
-    not safe (what counts toward retiring a candidate)."""
+    "lost": [...], "judge": {"counted", "reason"}}; see the module docstring. `compared` are the
+    candidates measured against production with enough evidence on both sides, `lost` those of
+    them that were not better or not safe (what counts toward retiring a candidate). `judge` is
+    the window's judge result (`continuum.llm.live.judge_window`), None when no judge ran."""
+    return _with_judge(_decide(spec, summary, production, candidates, judge), judge)
+
+
+def _decide(
+    spec: AssistantSpec, summary: dict, production: str | None, candidates: list[str], judge: dict | None
+) -> dict[str, Any]:
     candidates = [str(c) for c in candidates if str(c) != str(production)]
     if production is None:
         return _first_production(spec, summary, sorted({*candidates, *summary}, key=_version_key))
@@ -246,7 +287,10 @@ def decide(
             compared.append(version)
             # Both checks are reported, so the report says everything that stands in the way.
             cand = summary[version]
-            failures = [_guardrail(spec, summary, version, prod["safety"], "production")]
+            failures = [
+                _guardrail(spec, summary, version, prod["safety"], "production"),
+                _judge_veto(spec, judge, version, production),
+            ]
             if cand["ci"] is None or prod["ci"] is None or cand["ci"][0] <= prod["ci"][1]:
                 confidence = round(spec.evaluation.confidence * 100)
                 failures.insert(

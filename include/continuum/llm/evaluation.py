@@ -52,6 +52,7 @@ RECORD_KEYS = (
     "duplicates",
     "similarity_reference",
     "retired",
+    "judge",
 )
 PROMOTING_RUN_TYPES = ("scheduled", "manual")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -316,7 +317,9 @@ def compare_and_decide(spec: AssistantSpec, window: str) -> dict[str, Any]:
     summary = summarise(spec, table)
     production = prompts.production(spec.name)
     candidates = prompts.candidates(spec.name)
-    decision = decide(spec, summary, production, candidates)
+    judged = storage.get_json_tagged(keys.judge_window(window))  # None: no judge ran for this window
+    judge = judged[0] if judged else None
+    decision = decide(spec, summary, production, candidates, judge)
     log.info(
         "event=llm_decided assistant=%s window=%s production=%s promote=%s",
         spec.name,
@@ -334,7 +337,13 @@ def compare_and_decide(spec: AssistantSpec, window: str) -> dict[str, Any]:
         "production_before": production,
         "candidates": candidates,
         "decision": decision,
+        "judge": _judge_report(judge),
     }
+
+
+def _judge_report(judge: dict | None) -> dict | None:
+    """What the report shows of the judge: agreement, confusion, disagreements; not every grade."""
+    return None if judge is None else {k: v for k, v in judge.items() if k != "rows"}
 
 
 def _metrics(summary: dict) -> dict[str, float]:
@@ -431,8 +440,9 @@ def record(
         "duplicates": counts.get("duplicates", 0),
         "similarity_reference": counts.get("similarity_reference"),
         "retired": retired,
+        "judge": verdict.get("judge"),
     }
-    html = render(spec.name, window, summary, result, verdict, spec)
+    html = render(spec.name, window, summary, result, verdict, spec, judge=decision.get("judge"))
     client = mlflow.MlflowClient()
     run_id = evaluation_run(spec, window)
     for key, value in _metrics(summary).items():

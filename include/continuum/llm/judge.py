@@ -1,27 +1,42 @@
-"""LLM-as-judge: a model grades one (already redacted) conversation against a rubric.
+"""LLM-as-judge: an MLflow judge (`make_judge`) grades one (already redacted) conversation.
 
 The offline scorers check rules; a judge catches what rules cannot (was the answer
-actually helpful?). Judges answer in every shape, so the parser accepts JSON inside code
-fences and scores on a 1-10 or 0-1 scale, and turns anything else into `score: None`
-with the reason, never a guessed number: a missing grade must stay visible as missing.
-The transcript is bounded so one long conversation cannot blow the token budget.
+actually helpful?). The judge is built with `mlflow.genai.judges.make_judge` from the
+spec's rubric (`judge.rubric`, else one built from the guardrails) and rates on the
+1-5 scale the assistant's users rate on, so its verdicts can be set against theirs
+(`continuum.llm.agreement`). It calls the `llm_default` endpoint through MLflow's
+native OpenAI provider: the URL and the key are passed from the connection, and the
+provider's required `OPENAI_API_KEY` is set to the connection's key only for the call,
+so a worker's own key never reaches a self-hosted endpoint. Retries are MLflow's (up to
+10 on 429/5xx with exponential backoff); the connection's `max_retries` covers the
+replay client only.
+
+A grade the judge could not give (an answer that is not the JSON asked for, a rating off
+the scale) is `rating: None` with the reason, never a guessed number. A failing endpoint
+raises `LLMError`: the task fails and Airflow retries it. Answers are cached by request
+(`continuum.llm.cache`), so re-judging a window costs no new calls. The transcript is
+bounded so one long conversation cannot blow the token budget.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import re
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from continuum.llm.backends import ChatBackend
+from continuum.llm.backends import LLMConfig, LLMError
 
 log = logging.getLogger(__name__)
 
 JUDGE_TAG = "[continuum:judge]"  # lets a test server (or a proxy's logs) tell grading calls apart
+JUDGE_NAME = "continuum_quality"
+SCALE = (1, 5)
 MAX_MESSAGE_CHARS = 1500
 MAX_TRANSCRIPT_CHARS = 12000
+_PARSE_FAILURE = "Failed to parse response from judge model"
 
 DEFAULT_RUBRICS: dict[str, str] = {
     "shopping_assistant": (
@@ -44,17 +59,12 @@ DEFAULT_RUBRICS: dict[str, str] = {
     ),
 }
 
-_SYSTEM = (
-    f"{JUDGE_TAG} You are a strict, impartial grader of assistant conversations. "
-    "Read the rubric and the transcript, then answer with JSON only, no other text: "
-    '{"score": <integer 1-10, 10 is best>, "reason": "<one sentence>"}'
-)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
-_FRACTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-
 
 def rubric_for(spec: Any) -> str:
-    """The default rubric for a shipped assistant, or one built from any spec's guardrails."""
+    """The spec's `judge.rubric`; else the shipped assistant's, or one built from the spec's guardrails."""
+    rubric = getattr(getattr(spec, "judge", None), "rubric", None)
+    if rubric:
+        return rubric
     name = spec if isinstance(spec, str) else getattr(spec, "name", "")
     if name in DEFAULT_RUBRICS:
         return DEFAULT_RUBRICS[name]
@@ -95,66 +105,101 @@ def transcript(conversation: Mapping[str, Any]) -> str:
     )
 
 
-def judge(backend: ChatBackend, conversation: Mapping[str, Any], rubric: str) -> dict[str, Any]:
-    """{"score": 0..1 or None, "reason": str}; a failed call is a None score, not an exception."""
-    messages = [
-        {"role": "system", "content": _SYSTEM},
-        {"role": "user", "content": f"Rubric:\n{rubric}\n\nTranscript:\n{transcript(conversation)}"},
-    ]
-    # An unreachable or failing endpoint raises LLMError (after the client's bounded retries):
-    # the task fails and Airflow retries it. It is never read as a missing grade.
-    answer = backend.chat(messages, temperature=0.0, top_p=1.0)
-    return parse_grade(answer.content)
+def instructions(rubric: str) -> str:
+    """The judge's instructions: the rubric, the scale, and where the conversation is."""
+    return (
+        f"{JUDGE_TAG} You are a strict, impartial grader of assistant conversations.\n\n"
+        f"Rubric:\n{rubric}\n\n"
+        f"Rate the whole conversation as an integer from {SCALE[0]} (bad) to {SCALE[1]} (excellent), the "
+        "scale its users rate on: 4 or 5 means the user was well served. The transcript (user, assistant "
+        "and tool turns) is in {{ inputs }}; the assistant's final answer is in {{ outputs }}."
+    )
 
 
-def parse_grade(text: str) -> dict[str, Any]:
-    """Read a judge's answer. 1-10 integers are divided by 10; 0-1 decimals are kept as they are."""
-    data = _first_json_object(text or "")
-    if data is None:
-        return {"score": None, "reason": f"judge answer is not JSON: {_snippet(text)}"}
-    raw = next((data[k] for k in ("score", "grade", "rating") if k in data), None)
-    score = _normalise(raw)
-    if score is None:
-        return {"score": None, "reason": f"judge answer has no usable score: {_snippet(text)}"}
-    reason = data.get("reason") or data.get("explanation") or data.get("rationale") or ""
-    return {"score": score, "reason": " ".join(str(reason).split())}
+class Judge:
+    """One assistant's judge on one endpoint; `grade` rates a conversation 1-5."""
 
+    def __init__(self, rubric: str, config: LLMConfig, *, model: str | None = None, cache: Any = None) -> None:
+        from mlflow.genai.judges import make_judge
 
-def _first_json_object(text: str) -> dict[str, Any] | None:
-    fenced = _FENCE.findall(text)
-    decoder = json.JSONDecoder()
-    for candidate in [*fenced, text]:
-        for start in (i for i, ch in enumerate(candidate) if ch == "{"):
-            try:
-                value, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                return value
-    return None
+        self.config = config
+        self.model = model or config.model
+        self.instructions = instructions(rubric)
+        self.cache = cache
+        self._key = config.api_key.get_secret_value() if config.api_key is not None else ""
+        self._judge = make_judge(
+            name=JUDGE_NAME,
+            instructions=self.instructions,
+            model=f"openai:/{self.model}",
+            feedback_value_type=int,
+            inference_params={"temperature": 0.0},
+            base_url=f"{config.base_url}/chat/completions",
+            extra_headers={"Authorization": f"Bearer {self._key or 'no-key'}"},
+        )
 
+    def grade(self, conversation: Mapping[str, Any]) -> dict[str, Any]:
+        """{"rating": 1-5 or None, "score": rating / 5 or None, "reason": str}."""
+        inputs = {"transcript": transcript(conversation)}
+        outputs = {"final_answer": _final_answer(conversation)}
+        request = {
+            "kind": "judge",
+            "model": self.model,
+            "base_url": self.config.base_url,
+            "instructions": self.instructions,
+            "inference_params": {"temperature": 0.0},
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+        def call() -> dict[str, Any]:
+            return self._call(inputs, outputs)
 
-def _normalise(raw: Any) -> float | None:
-    if isinstance(raw, bool) or raw is None:
-        return None
-    if isinstance(raw, str):
-        fraction = _FRACTION.match(raw)
-        if fraction:
-            top, bottom = float(fraction.group(1)), float(fraction.group(2))
-            return top / bottom if 0 < bottom and 0 <= top <= bottom else None
+        answer = self.cache.get_or_call(request, call) if self.cache is not None else call()
+        rating = answer.get("rating")
+        return {"rating": rating, "score": None if rating is None else rating / SCALE[1], "reason": answer["reason"]}
+
+    def _call(self, inputs: dict, outputs: dict) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
         try:
-            raw = int(raw) if raw.strip().isdigit() else float(raw)
-        except ValueError:
-            return None
-    if not isinstance(raw, int | float) or raw != raw:  # NaN
-        return None
-    # We ask for an integer 1-10, so an integer 1 is "1 out of 10"; a decimal up to 1.0 is a fraction.
-    if isinstance(raw, float) and 0 <= raw <= 1:
-        return float(raw)
-    if 0 <= raw <= 10:
-        return round(raw / 10, 4)
-    return None
+            with _provider_key(self._key):
+                feedback = self._judge(inputs=inputs, outputs=outputs)
+        except MlflowException as exc:
+            message = " ".join(str(exc).split())
+            if self._key:
+                message = message.replace(self._key, "***")
+            if message.startswith(_PARSE_FAILURE):
+                return {"rating": None, "reason": f"judge answer is not the JSON asked for: {message[:160]}"}
+            raise LLMError(
+                f"LLM judge at {self.config.base_url} failed: {message[:300]}; check the llm_default connection"
+            ) from None
+        return _rating(feedback.value, feedback.rationale)
 
 
-def _snippet(text: str | None) -> str:
-    return " ".join((text or "").split())[:120] or "(empty)"
+def _rating(value: Any, rationale: str | None) -> dict[str, Any]:
+    reason = " ".join(str(rationale or "").split())
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return {"rating": None, "reason": f"judge gave no integer rating ({value!r}): {reason[:120]}"}
+    if not SCALE[0] <= value <= SCALE[1]:
+        return {"rating": None, "reason": f"judge rating {value!r} is off the {SCALE[0]}-{SCALE[1]} scale"}
+    return {"rating": int(value), "reason": reason}
+
+
+@contextlib.contextmanager
+def _provider_key(key: str) -> Iterator[None]:
+    """MLflow's OpenAI provider insists on OPENAI_API_KEY: the connection's, for this call only."""
+    before = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = key or "no-key"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = before
+
+
+def _final_answer(conversation: Mapping[str, Any]) -> str:
+    answers = [m for m in conversation.get("messages") or [] if m.get("role") == "assistant" and m.get("content")]
+    text = answers[-1]["content"] if answers else ""
+    text = text if isinstance(text, str) else json.dumps(text)
+    return text[:MAX_MESSAGE_CHARS]

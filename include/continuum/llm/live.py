@@ -9,6 +9,7 @@ reaches the endpoint. Results are logged to the window's evaluation run.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import random
@@ -17,7 +18,9 @@ from typing import Any
 
 from continuum import storage
 from continuum.llm import evaluation, prompts
-from continuum.llm.backends import LLMConfig, backend_for_run
+from continuum.llm.backends import LLMConfig, backend_for_run, enable_tracing
+from continuum.llm.cache import CachedBackend, ResponseCache
+from continuum.llm.judge import Judge, rubric_for
 from continuum.llm.specs import AssistantSpec
 
 log = logging.getLogger(__name__)
@@ -31,24 +34,38 @@ def _tools(spec: AssistantSpec) -> list[dict]:
     return [tool.model_dump() for tool in spec.tools]
 
 
-def judge_each(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> list[float | None]:
-    """Replay `conversations` through one prompt version; the judge's grade of each (None: no usable grade)."""
-    from continuum.llm.judge import judge, rubric_for
+def grader_for(spec: AssistantSpec, config: LLMConfig, cache: ResponseCache | None = None) -> Judge:
+    """The assistant's judge (`make_judge` from its rubric), its answers cached by request."""
+    return Judge(rubric_for(spec), config, model=spec.judge.model, cache=cache or ResponseCache(spec.name))
+
+
+def cached_backend(spec: AssistantSpec, config: LLMConfig) -> CachedBackend:
+    """The traced openai-client backend behind the assistant's response cache."""
+    backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
+    return CachedBackend(backend, ResponseCache(spec.name))
+
+
+def judge_each(
+    backend, spec: AssistantSpec, version: dict, conversations: list[dict], grader: Judge | None = None
+) -> list[float | None]:
+    """Replay `conversations` through one prompt version; the judge's score of each (None: no usable grade)."""
     from continuum.llm.replay import replay
 
-    rubric = rubric_for(spec)
+    grader = grader or grader_for(spec, backend.config, getattr(backend, "cache", None))
     grades = []
     for conversation in conversations:
         replayed = replay(
             backend, conversation, version["template"], version["params"], _tools(spec), version=version["version"]
         )
-        grades.append(judge(backend, replayed, rubric)["score"])
+        grades.append(grader.grade(replayed)["score"])
     return grades
 
 
-def judge_version(backend, spec: AssistantSpec, version: dict, conversations: list[dict]) -> dict[str, Any]:
+def judge_version(
+    backend, spec: AssistantSpec, version: dict, conversations: list[dict], grader: Judge | None = None
+) -> dict[str, Any]:
     """Replay `conversations` through one prompt version and grade each replay."""
-    grades = judge_each(backend, spec, version, conversations)
+    grades = judge_each(backend, spec, version, conversations, grader)
     usable = [g for g in grades if g is not None]
     return {
         "n": len(grades),
@@ -57,16 +74,112 @@ def judge_version(backend, spec: AssistantSpec, version: dict, conversations: li
     }
 
 
+def _judged_sample(spec: AssistantSpec, conversations: list[dict], window: str) -> list[dict]:
+    """Up to `judge.max_conversations` per version, drawn with a seed from the window (a rerun draws the same)."""
+    by_version: dict[str, list[dict]] = {}
+    for conversation in sorted(conversations, key=lambda c: str(c.get("conversation_id"))):
+        by_version.setdefault(str((conversation.get("prompt") or {}).get("version")), []).append(conversation)
+    seed = int(hashlib.sha256(window.encode()).hexdigest()[:8], 16)
+    chosen = []
+    for version in sorted(by_version):
+        chosen += _sample(by_version[version], spec.judge.max_conversations, seed)
+    return chosen
+
+
+def judge_window(spec: AssistantSpec, config: LLMConfig, window_end: datetime) -> dict[str, Any]:
+    """The judge's grades of the window's logged conversations, its agreement with people, whether it counts.
+
+    Stored at `LlmKeys.judge_window(window)`, where `compare_and_decide` reads it. Answers come
+    from the response cache when the window was judged before, so a rerun calls nobody.
+    """
+    from continuum.llm.agreement import counts, measure
+    from continuum.llm.compare import bootstrap_interval
+
+    enable_tracing(f"{spec.name}-prompt-evaluation")
+    grader = grader_for(spec, config)
+    window = evaluation.window_for(spec, window_end)
+    conversations, _, _ = evaluation.load_window(spec, window_end)
+    rows = []
+    for conversation in _judged_sample(spec, conversations, window):
+        grade = grader.grade(conversation)
+        rows.append(
+            {
+                "conversation_id": str(conversation.get("conversation_id")),
+                "version": str((conversation.get("prompt") or {}).get("version")),
+                "human": (conversation.get("feedback") or {}).get("rating"),
+                "judge": grade["rating"],
+                "reason": grade["reason"],
+            }
+        )
+    judge = spec.judge
+    agreement = measure(rows, judge.pass_rating)
+    counted, reason = counts(agreement, judge.min_agreement, judge.min_rated)
+    versions = {}
+    for version in sorted({r["version"] for r in rows}):
+        scores = [r["judge"] / 5 for r in rows if r["version"] == version and r["judge"] is not None]
+        low, high = (
+            bootstrap_interval(scores, spec.evaluation.confidence, spec.evaluation.bootstrap_samples)
+            if scores
+            else (None, None)
+        )
+        versions[version] = {
+            "n": sum(r["version"] == version for r in rows),
+            "judged": len(scores),
+            "mean": round(sum(scores) / len(scores), 6) if scores else None,
+            "ci": [low, high] if scores else None,
+        }
+    result = {
+        "assistant": spec.name,
+        "window": window,
+        "model": grader.model,
+        "counted": counted,
+        "reason": reason,
+        "min_agreement": judge.min_agreement,
+        "agreement": agreement,
+        "versions": versions,
+        "cache": grader.cache.stats(),
+        "rows": rows,
+    }
+    storage.put_json(storage.LlmKeys(spec.name).judge_window(window), result)
+    _log_judge_metrics(spec, window, result)
+    log.info(
+        "event=llm_judged_window assistant=%s window=%s judged=%d kappa=%s counted=%s cache_hit_rate=%s",
+        spec.name,
+        window,
+        len(rows),
+        agreement["kappa"],
+        counted,
+        result["cache"]["hit_rate"],
+    )
+    return {k: v for k, v in result.items() if k != "rows"}
+
+
+def _log_judge_metrics(spec: AssistantSpec, window: str, result: dict[str, Any]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run_id = evaluation.evaluation_run(spec, window)
+    if result["agreement"]["kappa"] is not None:
+        client.log_metric(run_id, "judge.kappa", result["agreement"]["kappa"])
+    if result["cache"]["hit_rate"] is not None:
+        client.log_metric(run_id, "judge.cache_hit_rate", result["cache"]["hit_rate"])
+    for version, entry in result["versions"].items():
+        if entry["mean"] is not None:
+            client.log_metric(run_id, f"v{version}.judge_logged", entry["mean"])
+    client.log_dict(run_id, result, "judge-logged.json")
+
+
 def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetime, sample: int = 20, seed: int = 0):
     """LLM-as-judge scores of production and every candidate on the same replayed sample."""
     import mlflow
 
-    backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
+    backend = cached_backend(spec, config)
+    grader = grader_for(spec, config, backend.cache)
     conversations, _, _ = evaluation.load_window(spec, window_end)
     chosen = _sample(conversations, sample, seed)
     wanted = {prompts.production(spec.name), *prompts.candidates(spec.name)} - {None}
     results = {
-        v["version"]: judge_version(backend, spec, v, chosen)
+        v["version"]: judge_version(backend, spec, v, chosen, grader)
         for v in prompts.versions(spec.name)
         if v["version"] in wanted
     }
@@ -76,10 +189,20 @@ def replay_and_judge(spec: AssistantSpec, config: LLMConfig, window_end: datetim
     for version, result in results.items():
         if result["judge_mean"] is not None:
             client.log_metric(run_id, f"v{version}.judge", result["judge_mean"])
-    client.log_dict(run_id, results, "judge.json")
+    cache = backend.cache.stats()
+    if cache["hit_rate"] is not None:
+        client.log_metric(run_id, "replay.cache_hit_rate", cache["hit_rate"])
+    client.log_dict(run_id, {**results, "cache": cache}, "judge.json")
     storage.put_json(storage.LlmKeys(spec.name).judge(window), results)
-    log.info("event=llm_judged assistant=%s window=%s versions=%s", spec.name, window, ",".join(results))
-    return {"assistant": spec.name, "window": window, "versions": results}
+    log.info(
+        "event=llm_judged assistant=%s window=%s versions=%s cache_hits=%d cache_misses=%d",
+        spec.name,
+        window,
+        ",".join(results),
+        cache["hits"],
+        cache["misses"],
+    )
+    return {"assistant": spec.name, "window": window, "versions": results, "cache": cache}
 
 
 def optimise(
@@ -133,7 +256,7 @@ def optimise(
     failures = [c for c in searched if c.get("prompt", {}).get("version") == production]
     failures = _sample([c for c in failures if not (c.get("outcome") or {}).get("success", False)], 10, seed)
     base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
-    backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
+    backend = cached_backend(spec, config)
 
     def evaluate(template: str, params: dict) -> float:
         result = judge_version(backend, spec, {"version": "probe", "template": template, "params": params}, probe)
@@ -168,6 +291,7 @@ def optimise(
         "probe": _ids(probe),
         "heldout": _ids(held_out),
         "failures": _ids(failures),
+        "cache": backend.cache.stats(),
     }
     log.info(
         "event=llm_optimised assistant=%s window=%s finalists=%d registered=%s",

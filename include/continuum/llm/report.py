@@ -40,8 +40,52 @@ def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
     return f"<table><tr><th>version</th><th>conversations</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def render(assistant: str, window: str, summary: dict, record: dict, decision: dict, spec=None) -> str:
-    """The page: the decision and why, each version's scores with CIs, the guardrails."""
+def _judge_section(judge: dict | None, shown: int = 20) -> str:
+    """Whether the judge counted, its agreement with people, and the conversations they disagree on."""
+    if judge is None:
+        return "<h2>Judge</h2><p>No judge ran for this window (no <code>llm_default</code> connection).</p>"
+    agreement = judge["agreement"]
+    parts = [f"<h2>Judge</h2><p>{escape(judge['reason'])}. Model <code>{escape(str(judge.get('model')))}</code>."]
+    cache = judge.get("cache") or {}
+    if cache.get("hit_rate") is not None:
+        parts.append(f" Response cache: {cache['hits']} hits, {cache['misses']} calls (hit rate {cache['hit_rate']:.0%}).")
+    parts.append("</p>")
+    if agreement.get("confusion"):
+        labels = agreement["confusion"]["labels"]
+        head = "".join(f"<th>judge: {escape(label)}</th>" for label in labels)
+        body = "".join(
+            f"<tr><td>people: {escape(label)}</td>{''.join(f'<td>{n}</td>' for n in row)}</tr>"
+            for label, row in zip(labels, agreement["confusion"]["matrix"], strict=True)
+        )
+        parts.append(
+            f"<p>Cohen's kappa {_number(agreement['kappa'])}, observed agreement {_number(agreement['observed'])} "
+            f"on {agreement['n']} conversations rated by both.</p><table><tr><th></th>{head}</tr>{body}</table>"
+        )
+    versions = judge.get("versions") or {}
+    if versions:
+        rows = "".join(
+            f"<tr><td>{escape(v)}</td><td>{e['judged']}</td><td>{_ci(e)}</td></tr>" for v, e in versions.items()
+        )
+        parts.append(f"<table><tr><th>version</th><th>judged</th><th>mean judge score</th></tr>{rows}</table>")
+    disagreements = agreement.get("disagreements") or []
+    if disagreements:
+        items = "".join(
+            f"<tr><td>{escape(d['conversation_id'])}</td><td>{escape(d['version'])}</td><td>{d['human']}</td>"
+            f"<td>{d['judge']}</td><td>{escape(d.get('reason') or '')}</td></tr>"
+            for d in disagreements[:shown]
+        )
+        more = f"<p>and {len(disagreements) - shown} more.</p>" if len(disagreements) > shown else ""
+        parts.append(
+            f"<h3>Where people and the judge disagree ({len(disagreements)})</h3><table><tr><th>conversation</th>"
+            f"<th>version</th><th>people</th><th>judge</th><th>judge's reason</th></tr>{items}</table>{more}"
+        )
+    return "".join(parts)
+
+
+def render(
+    assistant: str, window: str, summary: dict, record: dict, decision: dict, spec=None, judge: dict | None = None
+) -> str:
+    """The page: the decision and why, each version's scores with CIs, the guardrails, the judge."""
     before, after = record.get("production_before"), record.get("production_after")
     roles = {str(v): "(production)" for v in [before] if v is not None}
     css = "promoted" if record.get("promoted") else "kept"
@@ -77,5 +121,6 @@ def render(assistant: str, window: str, summary: dict, record: dict, decision: d
 <p>Mean with its {confidence} confidence interval (Wilson for rates, bootstrap for means) and the number of
 conversations the score applies to.</p>
 {_version_table(summary, roles, primary) if summary else "<p>No conversations in this window.</p>"}
+{_judge_section(judge)}
 </body></html>
 """

@@ -99,6 +99,28 @@ class TraceSource(OpenModel):
     )
 
 
+class JudgeSpec(OpenModel):
+    """The LLM judge (`make_judge`, run with the `llm_default` connection) and when its vote counts.
+
+    Each window the judge rates up to `max_conversations` logged conversations per version
+    on the users' 1-5 scale; its verdicts (good: rating >= `pass_rating`) are set against the
+    users' own ratings of the same conversations. Only while Cohen's kappa is at least
+    `min_agreement`, on at least `min_rated` conversations rated by both, does the judge's
+    score count: a candidate whose mean judge score is below production's by more than
+    `margin` is then not promoted. Otherwise it is reported and ignored, with the reason.
+    """
+
+    rubric: str | None = Field(
+        None, description="What the judge grades on; default: the shipped rubric, or one built from the guardrails"
+    )
+    model: str | None = Field(None, description="The judge's model; default: the llm_default connection's")
+    min_agreement: float = Field(0.6, ge=-1, le=1, description="Cohen's kappa with people the judge needs to count")
+    min_rated: int = Field(30, ge=2, description="Conversations rated by both people and the judge to measure it")
+    pass_rating: int = Field(4, ge=2, le=5, description="A rating at or above this is 'good', for people and judge")
+    max_conversations: int = Field(200, ge=1, description="Logged conversations judged per version and window")
+    margin: float = Field(0.05, ge=0, le=1, description="How far below production's mean judge score a candidate may be")
+
+
 class AssistantMonitoring(OpenModel):
     """What the hourly `continuum_health` DAG checks for an assistant in production."""
 
@@ -140,6 +162,7 @@ class AssistantSpec(OpenModel):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     monitoring: AssistantMonitoring = Field(default_factory=AssistantMonitoring)
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
     conversations: TraceSource | None = Field(
         None, description="Also read conversations from MLflow traces (beside the JSONL landing)"
     )
