@@ -121,6 +121,20 @@ def test_the_key_is_the_canonical_request():
     assert request_digest({"a": 1}) != request_digest({"a": 2})
 
 
+def test_each_judge_call_is_an_mlflow_trace_and_a_cached_answer_is_not(mlflow_store, llm_server, config, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    mlflow.set_experiment("shop-prompt-evaluation")
+    judge = Judge("r", config, cache=ResponseCache("shop"))
+    judge.grade(ASKED)
+    judge.grade(ASKED)
+    traces = mlflow.search_traces(locations=[mlflow.get_experiment_by_name("shop-prompt-evaluation").experiment_id], return_type="list")
+    assert [t.info.request_preview is not None for t in traces] == [True]
+    (span,) = traces[0].data.spans
+    assert span.name == "continuum_quality" and span.outputs["rating"] == 5
+
+
 def test_an_s3_failure_is_not_a_cache_miss(s3, monkeypatch):
     from botocore.exceptions import ClientError
 

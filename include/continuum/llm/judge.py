@@ -158,6 +158,17 @@ class Judge:
         return {"rating": rating, "score": None if rating is None else rating / SCALE[1], "reason": answer["reason"]}
 
     def _call(self, inputs: dict, outputs: dict) -> dict[str, Any]:
+        """One judge call, as an MLflow trace of its own (MLflow's judge calls bypass the openai client,
+        so `mlflow.openai.autolog()` does not see them)."""
+        import mlflow
+
+        with mlflow.start_span(name=JUDGE_NAME, span_type="LLM") as span:
+            span.set_inputs({"model": self.model, "instructions": self.instructions, "inputs": inputs, "outputs": outputs})
+            answer = self._ask(inputs, outputs)
+            span.set_outputs(answer)
+        return answer
+
+    def _ask(self, inputs: dict, outputs: dict) -> dict[str, Any]:
         from mlflow.exceptions import MlflowException
 
         try:
