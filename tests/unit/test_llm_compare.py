@@ -6,23 +6,14 @@ import math
 
 import numpy as np
 import pandas as pd
+import probe_assistant
 import pytest
 
 from continuum.llm import compare
 from continuum.llm.compare import bootstrap_interval, decide, summarise, wilson_interval
 from continuum.llm.specs import AssistantSpec
 
-SPEC = AssistantSpec.model_validate(
-    {
-        "name": "shop",
-        "description": "d",
-        "owner": "o",
-        "business": "retail",
-        "primary_score": "outcome",
-        "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
-        "evaluation": {"min_conversations": 150, "bootstrap_samples": 500},
-    }
-)
+SPEC = probe_assistant.spec(evaluation={"min_conversations": 150, "bootstrap_samples": 500})
 
 
 def test_wilson_known_values():
@@ -217,9 +208,7 @@ def test_no_candidates_keeps_production():
 
 
 def capped(cap: float | None) -> AssistantSpec:
-    raw = SPEC.model_dump(mode="json")
-    raw["evaluation"]["max_cost_increase"] = cap
-    return AssistantSpec.model_validate(raw)
+    return probe_assistant.spec(evaluation={"min_conversations": 150, "bootstrap_samples": 500, "max_cost_increase": cap})
 
 
 def priced(frame: pd.DataFrame, version: str, factor: float) -> pd.DataFrame:

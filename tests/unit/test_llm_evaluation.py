@@ -132,13 +132,16 @@ def test_better_and_safe_candidate_is_promoted(store):
     assert record["window"] == WINDOW and record["conversations"] == 180 and record["quarantined"] == 2
     assert (record["window_start"], record["window_end"]) == ("2026-11-22T00:00:00+00:00", "2026-11-29T00:00:00+00:00")
     assert (record["production_before"], record["production_after"], record["promoted"]) == ("1", "2", True)
-    assert set(record["versions"]["2"]) == {"n", "primary", "ci", "safety", "cost_per_conversation"}
+    assert set(record["versions"]["2"]) == {"n", "primary", "ci", "safety", "cost_per_conversation", "pareto"}
+    # every version costs the same per conversation here, so the best on outcome alone is on the front
+    assert {v: e["pareto"] for v, e in record["versions"].items()} == {"1": False, "2": False, "3": True}
     assert record["versions"]["3"]["safety"]["injection_obeyed"] == 1.0
     assert prompts.production("shop") == "2"
     keys = store.LlmKeys("shop")
     assert store.get_json(keys.decision(WINDOW, "scheduled__1")) == record
     report = store.get_bytes(keys.report(WINDOW, "scheduled__1")).decode()
     assert "promoted" in report and "<table>" in report
+    assert "<h2>Quality per dollar</h2>" in report and "<svg" in report
 
     quarantine = store.get_json("quarantine/llm/shop/day.report.json")
     assert [r["line"] for r in quarantine["reasons"]] == [4, 8]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import probe_assistant
 import pytest
 
 from continuum.llm import prompts
@@ -20,17 +21,7 @@ def spec(name="shop", production_flag: int | None = None, count: int = 3) -> Ass
     ]
     if production_flag:
         versions[production_flag - 1]["production"] = True
-    return AssistantSpec.model_validate(
-        {
-            "name": name,
-            "description": "d",
-            "owner": "o",
-            "business": "retail",
-            "primary_score": "outcome",
-            "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
-            "prompts": versions,
-        }
-    )
+    return probe_assistant.spec(name, prompts=versions)
 
 
 @pytest.fixture

@@ -417,7 +417,7 @@ def record(
         "conversations": decision["conversations"],
         "quarantined": decision["quarantined"],
         "versions": {
-            v: {k: e[k] for k in ("n", "primary", "ci", "safety", "cost_per_conversation")}
+            v: {k: e.get(k) for k in ("n", "primary", "ci", "safety", "cost_per_conversation", "pareto")}
             for v, e in summary.items()
         },
         "production_before": before,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from continuum.llm import quality_cost_plot
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -38,6 +40,22 @@ def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
         )
         rows.append(f"<tr><td>{escape(version)} {role}</td><td>{entry['n']}</td>{cells}</tr>")
     return f"<table><tr><th>version</th><th>conversations</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _quality_cost(summary: dict, primary: str, spec) -> str:
+    front = [v for v, entry in summary.items() if entry.get("pareto")]
+    cap = spec.evaluation.max_cost_increase if spec is not None else None
+    rule = (
+        f" A promotion may raise the mean cost per conversation by at most {cap:.0%} "
+        "(the candidate's upper confidence bound against production's mean)."
+        if cap is not None
+        else " No cap on the cost a promotion may bring (<code>evaluation.max_cost_increase</code>)."
+    )
+    return (
+        "<h2>Quality per dollar</h2><p>Mean primary score against mean cost per conversation. Filled: the "
+        "Pareto front, versions no other version matches or beats on both with a strict gain on one: "
+        f"{escape(', '.join(front)) or 'none'}.{rule}</p>" + quality_cost_plot.svg(summary, primary or "primary")
+    )
 
 
 def render(assistant: str, window: str, summary: dict, record: dict, decision: dict, spec=None) -> str:
@@ -77,5 +95,6 @@ def render(assistant: str, window: str, summary: dict, record: dict, decision: d
 <p>Mean with its {confidence} confidence interval (Wilson for rates, bootstrap for means) and the number of
 conversations the score applies to.</p>
 {_version_table(summary, roles, primary) if summary else "<p>No conversations in this window.</p>"}
+{_quality_cost(summary, primary, spec) if summary else ""}
 </body></html>
 """
