@@ -28,6 +28,16 @@ def _ci(entry: dict) -> str:
     return f"{_number(entry.get('mean'))} <small>[{_number(ci[0])}, {_number(ci[1])}]</small>"
 
 
+def _tools_note(entry: dict) -> str:
+    """Under the version: when its tool schemas changed, or when no hash told which ones it served with."""
+    tools = entry.get("tool_schemas") or {}
+    if tools.get("changed"):
+        return f"<br><small class='blocked'>{escape(tools.get('note') or 'tool schemas changed')}</small>"
+    if tools.get("validated_against") == "spec":
+        return "<br><small>tool calls checked against the spec's tools (the version recorded none)</small>"
+    return ""
+
+
 def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
     names = sorted({n for entry in summary.values() for n, score in entry["scores"].items() if score["n"]})
     names.sort(key=lambda name: name != primary)
@@ -38,7 +48,7 @@ def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
         cells = "".join(
             f"<td>{_ci(entry['scores'][n])} <small>n={entry['scores'][n]['n']}</small></td>" for n in names
         )
-        rows.append(f"<tr><td>{escape(version)} {role}</td><td>{entry['n']}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{escape(version)} {role}{_tools_note(entry)}</td><td>{entry['n']}</td>{cells}</tr>")
     return f"<table><tr><th>version</th><th>conversations</th>{head}</tr>{''.join(rows)}</table>"
 
 
