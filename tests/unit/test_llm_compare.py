@@ -268,3 +268,19 @@ def test_pareto_front_on_a_hand_made_summary():
     assert compare.pareto_front(summary) == ["1", "2", "4"]
     marked = summarise(SPEC, priced(table({"1": (200, 0.3, 20, 0.0), "2": (200, 0.5, 20, 0.0)}), "2", 0.5))
     assert (marked["1"]["pareto"], marked["2"]["pareto"]) == (False, True)  # 2 is better and cheaper
+
+
+def test_the_readme_cost_cap_loads_on_the_shopping_assistant():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from continuum.llm.specs import get_assistant
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("**Quality per dollar.**", 1)[1].split("**Tool schemas with the prompt.**", 1)[0]
+    (example,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    raw = get_assistant("shopping_assistant").model_dump(mode="json")
+    raw["evaluation"] |= yaml.safe_load(example)["evaluation"]
+    assert AssistantSpec.model_validate(raw).evaluation.max_cost_increase == 0.10
