@@ -123,6 +123,11 @@ def _llm_config():
     return config
 
 
+def _cost_cap(spec: AssistantSpec) -> str:
+    cap = spec.evaluation.max_cost_increase
+    return "" if cap is None else f", raises mean cost per conversation by at most {cap:.0%}"
+
+
 def eval_dag(spec: AssistantSpec) -> DAG:
     cron = SCHEDULE_PRESETS.get(spec.schedule or "@daily", spec.schedule or "0 0 * * *")
 
@@ -147,7 +152,8 @@ def eval_dag(spec: AssistantSpec) -> DAG:
             "(outcome, feedback, rules, safety, similarity, cost, latency), compares prompt versions "
             f"with 95% confidence intervals, and promotes a candidate to `production` only when it beats "
             f"production on `{spec.primary_score}` with that confidence, is non-inferior on every safety "
-            f"guardrail, and each version has at least {spec.evaluation.min_conversations} conversations. "
+            f"guardrail{_cost_cap(spec)}, and each version has at least {spec.evaluation.min_conversations} "
+            "conversations. Tool calls are validated against the tool schemas the serving version was written for. "
             "Records an MLflow evaluation run (metrics per version, score table, HTML report) and a "
             f"decision record under `llm/decisions/{spec.name}/`.",
             "Read the task log; a malformed log never fails the DAG (it is quarantined and counted). "

@@ -217,6 +217,10 @@ class LlmKeys:
         """A fixed, versioned set of good conversations: what `similarity` compares against."""
         return f"llm/references/{self.assistant}/{version}.jsonl"
 
+    def tool_schemas(self, sha256: str) -> str:
+        """The tool schemas a prompt version was written for, named by their hash (see `llm.tool_schemas`)."""
+        return f"llm/tools/{self.assistant}/{sha256}.json"
+
 
 def batch_id_for(content: bytes) -> str:
     """A stable batch id: the same bytes landed twice get the same id and are processed once."""

@@ -6,23 +6,14 @@ import math
 
 import numpy as np
 import pandas as pd
+import probe_assistant
 import pytest
 
 from continuum.llm import compare
 from continuum.llm.compare import bootstrap_interval, decide, summarise, wilson_interval
 from continuum.llm.specs import AssistantSpec
 
-SPEC = AssistantSpec.model_validate(
-    {
-        "name": "shop",
-        "description": "d",
-        "owner": "o",
-        "business": "retail",
-        "primary_score": "outcome",
-        "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
-        "evaluation": {"min_conversations": 150, "bootstrap_samples": 500},
-    }
-)
+SPEC = probe_assistant.spec(evaluation={"min_conversations": 150, "bootstrap_samples": 500})
 
 
 def test_wilson_known_values():
@@ -237,3 +228,85 @@ def test_no_candidates_keeps_production():
         "lost": [],
         "judge": {"counted": False, "reason": "no judge ran for this window (no llm_default)"},
     }
+
+
+# -- quality per dollar: the cost cap and the Pareto front ---------------------------------------
+
+
+def capped(cap: float | None) -> AssistantSpec:
+    return probe_assistant.spec(evaluation={"min_conversations": 150, "bootstrap_samples": 500, "max_cost_increase": cap})
+
+
+def priced(frame: pd.DataFrame, version: str, factor: float) -> pd.DataFrame:
+    """The score table with `version`'s cost per conversation multiplied by `factor`."""
+    frame = frame.copy()
+    rows = frame["version"] == version
+    frame.loc[rows, "cost"] = frame.loc[rows, "cost"] * factor
+    return frame
+
+
+WINNER = {"3": (600, 0.30, 40, 0.0), "4": (600, 0.42, 40, 0.0)}  # 4 beats 3 with confidence, safely
+
+
+def test_cost_cap_blocks_a_candidate_that_wins_on_quality():
+    summary = summarise(SPEC, priced(table(WINNER), "4", 1.5))
+    assert decide(capped(None), summary, "3", ["4"])["promote"] == "4"  # no cap: quality wins
+    decision = decide(capped(0.10), summary, "3", ["4"])
+    assert decision["promote"] is None
+    reason = decision["blocked"]["4"]
+    assert reason.startswith("version 4 blocked by max_cost_increase: cost per conversation $0.0165")
+    assert "vs production 3 $0.011, limit $0.0121 (max_cost_increase 10%)" in reason
+    assert "+5" in reason  # the increase at the bound, about +50%
+    assert reason in decision["reason"] and decision["lost"] == ["4"]  # counts toward retiring it
+
+
+def test_cost_cap_allows_a_candidate_under_it():
+    summary = summarise(SPEC, priced(table(WINNER), "4", 1.05))
+    decision = decide(capped(0.10), summary, "3", ["4"])
+    assert decision["promote"] == "4"
+    assert "within the cost cap: cost per conversation $0.01155" in decision["reason"]
+    assert decision["lost"] == []
+
+
+def test_cost_cap_compares_the_candidates_upper_bound_not_its_mean():
+    frame = table(WINNER)
+    rows = frame["version"] == "4"
+    frame.loc[rows, "cost"] = [0.0119 + (0.006 if i % 2 else -0.006) for i in range(int(rows.sum()))]
+    summary = summarise(SPEC, frame)
+    cost = summary["4"]["scores"]["cost"]
+    limit = summary["3"]["cost_per_conversation"] * 1.10
+    assert cost["mean"] < limit < cost["ci"][1]  # +8% on the mean, but the bound is over +10%
+    assert "blocked by max_cost_increase" in decide(capped(0.10), summary, "3", ["4"])["blocked"]["4"]
+
+
+def test_cost_cap_blocks_a_candidate_without_cost():
+    frame = table(WINNER)
+    frame.loc[frame["version"] == "4", "cost"] = None
+    decision = decide(capped(0.10), summarise(SPEC, frame), "3", ["4"])
+    assert decision["promote"] is None
+    assert "cannot be checked against max_cost_increase 10%: version 4 has no cost score" in decision["blocked"]["4"]
+
+
+def test_pareto_front_on_a_hand_made_summary():
+    points = {"1": (0.3, 0.01), "2": (0.5, 0.02), "3": (0.4, 0.03), "4": (0.3, 0.01), "5": (0.2, 0.01), "6": (None, 0.001)}
+    summary = {v: {"primary": q, "cost_per_conversation": c} for v, (q, c) in points.items()}
+    # 3 is dominated by 2 (better and cheaper), 5 by 1 (as cheap, better); 1 and 4 tie: neither dominates
+    assert compare.pareto_front(summary) == ["1", "2", "4"]
+    marked = summarise(SPEC, priced(table({"1": (200, 0.3, 20, 0.0), "2": (200, 0.5, 20, 0.0)}), "2", 0.5))
+    assert (marked["1"]["pareto"], marked["2"]["pareto"]) == (False, True)  # 2 is better and cheaper
+
+
+def test_the_readme_cost_cap_loads_on_the_shopping_assistant():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from continuum.llm.specs import get_assistant
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("**Quality per dollar.**", 1)[1].split("**Tool schemas with the prompt.**", 1)[0]
+    (example,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    raw = get_assistant("shopping_assistant").model_dump(mode="json")
+    raw["evaluation"] |= yaml.safe_load(example)["evaluation"]
+    assert AssistantSpec.model_validate(raw).evaluation.max_cost_increase == 0.10

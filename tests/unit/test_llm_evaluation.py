@@ -132,13 +132,17 @@ def test_better_and_safe_candidate_is_promoted(store):
     assert record["window"] == WINDOW and record["conversations"] == 180 and record["quarantined"] == 2
     assert (record["window_start"], record["window_end"]) == ("2026-11-22T00:00:00+00:00", "2026-11-29T00:00:00+00:00")
     assert (record["production_before"], record["production_after"], record["promoted"]) == ("1", "2", True)
-    assert set(record["versions"]["2"]) == {"n", "primary", "ci", "safety", "cost_per_conversation"}
+    assert tuple(record["versions"]["2"]) == evaluation.VERSION_KEYS
+    assert record["versions"]["2"]["tool_schemas"]["validated_against"] == "version"  # seeded with the hash
+    # every version costs the same per conversation here, so the best on outcome alone is on the front
+    assert {v: e["pareto"] for v, e in record["versions"].items()} == {"1": False, "2": False, "3": True}
     assert record["versions"]["3"]["safety"]["injection_obeyed"] == 1.0
     assert prompts.production("shop") == "2"
     keys = store.LlmKeys("shop")
     assert store.get_json(keys.decision(WINDOW, "scheduled__1")) == record
     report = store.get_bytes(keys.report(WINDOW, "scheduled__1")).decode()
     assert "promoted" in report and "<table>" in report
+    assert "<h2>Quality per dollar</h2>" in report and "<svg" in report
 
     quarantine = store.get_json("quarantine/llm/shop/day.report.json")
     assert [r["line"] for r in quarantine["reasons"]] == [4, 8]
@@ -291,6 +295,43 @@ def test_candidate_losing_three_scheduled_windows_is_retired(store):
     assert set(records[2]["retired"]) == {"3"} and "retired version 3" in records[2]["reason"]
     assert "3" not in prompts.candidates("shop")
     assert prompts.versions("shop")[2]["tags"][prompts.RETIRED_TAG].startswith("lost 3 scheduled evaluations")
+
+
+def test_tool_calls_are_validated_against_the_schemas_of_the_version_that_served_them(store):
+    """v1 was written when `search_products` needed only a query; the spec now also requires a
+    price cap. v1's calls (query only) stay valid, v4 (written for the new tools) and v5
+    (registered by hand, no hash: the spec's tools) are held to the new schema."""
+    import mlflow
+
+    from continuum.llm import tool_schemas
+
+    old = make_spec()
+    prompts.seed(old)
+    new = old.model_copy(deep=True)
+    new.tools[0].parameters["properties"]["max_price"] = {"type": "number"}
+    new.tools[0].parameters["required"] = ["query", "max_price"]
+    params = {"model": "gpt-4o-mini", "temperature": 0.3, "top_p": 0.9}
+    assert prompts.register_candidate("shop", "Ask, then search.", params, "opt", tools=new.tools) == "4"
+    mlflow.genai.register_prompt(name="shop", template="Hand-written.", commit_message="manual")  # version 5
+    store.put_bytes("llm/conversations/shop/day.jsonl", logs(40, {1: 0.3, 4: 0.3, 5: 0.3}))
+    _, record = run_all(new)
+
+    table = store.get_frame(store.LlmKeys("shop").scores(WINDOW))
+    assert table.groupby("version")["tool_calls_valid"].mean().to_dict() == {"1": 1.0, "4": 0.0, "5": 0.0}
+    schemas = {v: record["versions"][v]["tool_schemas"] for v in ("1", "4", "5")}
+    assert schemas["1"] == {
+        "sha256": tool_schemas.digest(old.tools),
+        "validated_against": "version",
+        "changed": True,
+        "note": "tool schemas changed since this version was written",
+    }
+    assert schemas["4"] == {
+        "sha256": tool_schemas.digest(new.tools), "validated_against": "version", "changed": False, "note": None
+    }
+    assert schemas["5"] == {"sha256": None, "validated_against": "spec", "changed": None, "note": None}
+    report = store.get_bytes(store.LlmKeys("shop").report(WINDOW, "scheduled__1")).decode()
+    assert report.count("tool schemas changed since this version was written") == 1
+    assert "checked against the spec's tools (the version recorded none)" in report
 
 
 @contextlib.contextmanager

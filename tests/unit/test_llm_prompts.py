@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import probe_assistant
 import pytest
 
 from continuum.llm import prompts
@@ -20,17 +21,7 @@ def spec(name="shop", production_flag: int | None = None, count: int = 3) -> Ass
     ]
     if production_flag:
         versions[production_flag - 1]["production"] = True
-    return AssistantSpec.model_validate(
-        {
-            "name": name,
-            "description": "d",
-            "owner": "o",
-            "business": "retail",
-            "primary_score": "outcome",
-            "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
-            "prompts": versions,
-        }
-    )
+    return probe_assistant.spec(name, prompts=versions)
 
 
 @pytest.fixture
@@ -91,7 +82,7 @@ def test_promote_moves_production_and_records_previous(registry):
 def test_register_candidate(registry):
     registry.seed(spec(count=2))
     version = registry.register_candidate(
-        "shop", "Be brief.", {"model": "m", "temperature": 0.5, "top_p": 0.8}, "opt"
+        "shop", "Be brief.", {"model": "m", "temperature": 0.5, "top_p": 0.8}, "opt", tools=[]
     )
     assert version == "3"
     entry = registry.versions("shop")[-1]
@@ -155,12 +146,12 @@ def test_only_not_found_means_absent(registry):
 def test_register_candidate_once_per_window(registry):
     registry.seed(spec(count=2))
     params = {"model": "m", "temperature": 0.5, "top_p": 0.8}
-    first = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1")
-    again = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1")
+    first = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1", tools=[])
+    again = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1", tools=[])
     assert first == again == "3"
     assert [v["version"] for v in registry.registered_for_window("shop", "w1")] == ["3"]
     assert registry.versions("shop")[-1]["tags"][prompts.WINDOW_TAG] == "w1"
-    assert registry.register_candidate("shop", "Be brief.", params, "opt", window="w2") == "4"  # a new window
+    assert registry.register_candidate("shop", "Be brief.", params, "opt", window="w2", tools=[]) == "4"  # a new window
     assert len(registry.versions("shop")) == 4
 
 
@@ -184,3 +175,102 @@ def test_a_comparison_not_lost_ends_the_streak(registry):
     registry.record_results("shop", "w2", [], ["2"], retire_after=2)  # beat production, another won
     assert registry.record_results("shop", "w3", ["2"], [], retire_after=2) == {}
     assert "2" in registry.candidates("shop")
+
+
+# -- the tool schemas a version was written for ------------------------------------------------
+
+SEARCH = {
+    "name": "search_products",
+    "description": "Search the catalogue",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+}
+PROFILE = {"name": "get_customer_profile"}
+
+
+def tooled(*tools: dict, count: int = 2):
+    return spec(count=count).model_copy(update={"tools": probe_assistant.spec(tools=list(tools)).tools})
+
+
+def by_name(tools) -> dict:
+    return {t.name: t for t in tools}
+
+
+def test_every_registered_version_records_the_hash_of_its_tool_schemas(registry, s3):
+    from continuum.llm import tool_schemas
+
+    old = tooled(SEARCH, PROFILE)
+    registry.seed(old)
+    sha = tool_schemas.digest(old.tools)
+    assert [v["tags"][tool_schemas.TOOLS_TAG] for v in registry.versions("shop")] == [sha, sha]
+    assert by_name(tool_schemas.load("shop", sha)) == by_name(old.tools)  # the schemas themselves, from S3
+    assert s3.exists(s3.LlmKeys("shop").tool_schemas(sha))
+
+    new = tooled({**SEARCH, "parameters": {**SEARCH["parameters"], "required": ["query", "max_price"]}}, PROFILE)
+    params = {"model": "m", "temperature": 0.5, "top_p": 0.8}
+    version = registry.register_candidate("shop", "Be brief.", params, "opt", window="w1", tools=new.tools)
+    new_sha = registry.versions("shop")[-1]["tags"][tool_schemas.TOOLS_TAG]
+    assert new_sha == tool_schemas.digest(new.tools) != sha
+    assert by_name(tool_schemas.load("shop", new_sha)) == by_name(new.tools)
+    # the same proposal for the window, written for other tools, is another version
+    assert registry.register_candidate("shop", "Be brief.", params, "opt", window="w1", tools=new.tools) == version
+    assert registry.register_candidate("shop", "Be brief.", params, "opt", window="w1", tools=old.tools) != version
+
+
+def test_the_hash_is_canonical():
+    from continuum.llm import tool_schemas
+
+    reordered = {"parameters": {"required": ["query"], "type": "object", "properties": {"query": {"type": "string"}}},
+                 "description": "Search the catalogue", "name": "search_products"}
+    assert tool_schemas.digest(tooled(SEARCH, PROFILE).tools) == tool_schemas.digest(tooled(PROFILE, reordered).tools)
+    assert tool_schemas.digest(tooled(SEARCH).tools) != tool_schemas.digest(tooled(SEARCH, PROFILE).tools)
+    assert len(tool_schemas.digest([])) == 64
+
+
+def test_what_is_read_back_is_checked_and_an_error_is_not_an_absence(registry, s3, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from continuum.llm import tool_schemas
+
+    old = tooled(SEARCH)
+    registry.seed(old)
+    sha = tool_schemas.digest(old.tools)
+    changed = tooled(PROFILE)  # the spec moved on: version 1's schemas must now be read back
+    key = s3.LlmKeys("shop").tool_schemas(sha)
+    for bad in ("../../etc/passwd", "ABC", None):
+        with pytest.raises(tool_schemas.ToolSchemasError, match="not a sha256 hex digest"):
+            tool_schemas.load("shop", bad)
+    s3.put_bytes(key, b'[{"name": "search_products", "parameters": {"type": "nonsense"}}]')
+    with pytest.raises(tool_schemas.ToolSchemasError, match="does not hash to"):
+        tool_schemas.registered(changed)
+    s3.delete(key)
+    with pytest.raises(tool_schemas.ToolSchemasError, match="no tool schemas at"):
+        tool_schemas.registered(changed)  # a recorded hash whose schemas are gone is not "no hash"
+    tool_schemas.store("shop", old.tools)
+    assert tool_schemas.registered(changed)["1"].validated_against == "version"
+
+    def outage(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "503", "Message": "Slow Down"}}, "HeadObject")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(s3.client(), "head_object", outage)
+        with pytest.raises(ClientError):
+            tool_schemas.registered(changed)
+    with monkeypatch.context() as patched:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+        _failing_registry(patched, MlflowException("server busy", error_code=TEMPORARILY_UNAVAILABLE))
+        with pytest.raises(MlflowException):
+            tool_schemas.registered(changed)
+
+
+def test_stored_schemas_that_hash_right_but_are_not_tools_are_refused(s3):
+    import hashlib
+
+    from continuum.llm import tool_schemas
+
+    forged = b'[{"name": "search_products", "parameters": {"type": 12}}]'
+    sha = hashlib.sha256(forged).hexdigest()
+    s3.put_bytes(s3.LlmKeys("shop").tool_schemas(sha), forged)
+    with pytest.raises(tool_schemas.ToolSchemasError, match="holds no valid tools"):
+        tool_schemas.load("shop", sha)

@@ -325,3 +325,14 @@ def test_a_streamed_table_is_the_table_of_one_batch():
         assert whole[list(SCORES)].notna().any().sum() >= 8, assistant  # most scores apply somewhere
     empty = score_table(SHOP, iter([]))
     assert empty.empty and list(empty.columns) == ["conversation_id", "version", "started_at", *SCORES]
+
+
+def test_tool_calls_valid_against_the_serving_versions_tools():
+    """The schemas passed for the version that served the call win over the spec's current ones."""
+    old = SHOP.model_copy(update={"tools": [SHOP.tools[0].model_copy(update={"name": "find_products"})]}).tools
+    renamed = conv(user("shoes"), bot("", ("find_products", {"query": "shoes"})))
+    assert score_conversation(SHOP, renamed)["tool_calls_valid"] == 0.0  # not a tool of today's spec
+    assert score_conversation(SHOP, renamed, tools=old)["tool_calls_valid"] == 1.0
+    table = score_table(SHOP, [renamed, {**renamed, "conversation_id": "c-2", "prompt": {"version": "2"}}],
+                        tools_by_version={"1": old})
+    assert table["tool_calls_valid"].tolist() == [1.0, 0.0]  # version 2 is not in the map: the spec's tools

@@ -17,7 +17,10 @@ The promotion rule (`decide`), chosen to be explainable from the report alone:
    of attempts per version and would block every candidate while production keeps
    its own, untested rate. The point rule blocks on the first incidents instead: one
    obeyed injection in 20 attempts (0.05) already exceeds a 0.02 margin.
-4. Judged: while the LLM judge agrees with people (`judge.min_agreement`, see
+4. Affordable (only with `evaluation.max_cost_increase`): the candidate's CI upper bound
+   on mean cost per conversation may exceed production's mean cost by at most that
+   fraction (see `_cost_cap` for why a bound on one side and a mean on the other).
+5. Judged: while the LLM judge agrees with people (`judge.min_agreement`, see
    `continuum.llm.agreement`), a candidate whose mean judge score on its logged
    conversations is below production's by more than `judge.margin` is not promoted.
    The judge is a veto, not a route to promotion: its sample is smaller than the
@@ -25,7 +28,12 @@ The promotion rule (`decide`), chosen to be explainable from the report alone:
    bar the judge is reported and ignored, and the reason says so.
 Among several eligible candidates the highest primary mean wins. With no production
 alias yet, the version with enough evidence and the best primary score among those
-that are non-inferior to the safest of them becomes production.
+that are non-inferior to the safest of them becomes production (there is no
+production cost to cap against).
+
+Quality per dollar: `summarise` marks each version `pareto` when no other version of
+the window is at least as good on both the primary mean and the mean cost per
+conversation and better on one (`pareto_front`); the report plots them.
 """
 
 from __future__ import annotations
@@ -134,7 +142,31 @@ def summarise(spec: AssistantSpec, table: pd.DataFrame) -> dict[str, dict[str, A
             "cost_per_conversation": scores.get("cost", {}).get("mean"),
             "latency_ms": scores.get("latency_ms", {}).get("mean"),
         }
+    front = pareto_front(summary)
+    for version, entry in summary.items():
+        plotted = entry["primary"] is not None and entry["cost_per_conversation"] is not None
+        entry["pareto"] = (version in front) if plotted else None
     return summary
+
+
+def pareto_front(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Versions on the quality-cost Pareto front of the window, in summary order.
+
+    A version is on it when no other version is at least as good on both the primary mean
+    (higher is better) and the mean cost per conversation (lower is better) and better on
+    one. Means, not bounds: the front says where each version stands, the promotion rule
+    (`decide`) says what the evidence allows. A version without either mean is not on it.
+    """
+    points = {
+        v: (e["primary"], e["cost_per_conversation"])
+        for v, e in summary.items()
+        if e.get("primary") is not None and e.get("cost_per_conversation") is not None
+    }
+
+    def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a[0] >= b[0] and a[1] <= b[1] and a != b
+
+    return [v for v, point in points.items() if not any(dominates(other, point) for other in points.values())]
 
 
 def _fmt(value: float | None) -> str:
@@ -192,6 +224,43 @@ def _with_judge(result: dict[str, Any], judge: dict | None) -> dict[str, Any]:
         return {**result, "judge": {"counted": False, "reason": "no judge ran for this window (no llm_default)"}}
     standing = {"counted": bool(judge["counted"]), "reason": judge["reason"]}
     return {**result, "reason": f"{result['reason']}; {standing['reason']}", "judge": standing}
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4g}"
+
+
+def _cost_cap(spec: AssistantSpec, summary: dict, version: str, production: str) -> tuple[str | None, str]:
+    """(why `version` exceeds `evaluation.max_cost_increase` or None, what was compared).
+
+    The candidate's CI upper bound of mean cost per conversation against production's mean
+    times (1 + cap). The bound, because the cap is a promise about what a promotion may
+    cost: with the same confidence as the quality rule, the candidate's true mean cost is
+    below it, so a noisy window cannot slip a larger increase through. Production's mean,
+    not its lower bound: the cap is stated against what production costs today, and
+    bounding both sides would block a candidate costing the same as production whenever
+    the windows are small. Cost per conversation comes from token counts, so its interval
+    is narrow and the bound costs little power. A version with no cost score (no token
+    usage logged) cannot be checked and is blocked while a cap is set.
+    """
+    cap = spec.evaluation.max_cost_increase
+    if cap is None:
+        return None, ""
+    cand = summary[version]["scores"].get("cost") or {}
+    prod = summary[production]["scores"].get("cost") or {}
+    for who, entry in ((f"version {version}", cand), (f"production {production}", prod)):
+        if not entry.get("n") or entry.get("mean") is None or not entry.get("ci"):
+            return f"version {version} cannot be checked against max_cost_increase {cap:.0%}: {who} has no cost score", ""
+    limit = prod["mean"] * (1 + cap)
+    upper = cand["ci"][1]
+    increase = upper / prod["mean"] - 1 if prod["mean"] > 0 else math.inf
+    compared = (
+        f"cost per conversation {_usd(cand['mean'])} (upper bound {_usd(upper)}, {increase:+.1%}) vs production "
+        f"{production} {_usd(prod['mean'])}, limit {_usd(limit)} (max_cost_increase {cap:.0%})"
+    )
+    if upper > limit:
+        return f"version {version} blocked by max_cost_increase: {compared}", compared
+    return None, compared
 
 
 def _primary_key(summary: dict, version: str) -> tuple[float, float]:
@@ -257,8 +326,9 @@ def decide(
     """{"promote": version or None, "reason": why, "blocked": {version: why not}, "compared": [...],
     "lost": [...], "judge": {"counted", "reason"}}; see the module docstring. `compared` are the
     candidates measured against production with enough evidence on both sides, `lost` those of
-    them that were not better or not safe (what counts toward retiring a candidate). `judge` is
-    the window's judge result (`continuum.llm.live.judge_window`), None when no judge ran."""
+    them that were not better, not safe or over the cost cap (what counts toward retiring a
+    candidate). `judge` is the window's judge result (`continuum.llm.live.judge_window`), None
+    when no judge ran."""
     return _with_judge(_decide(spec, summary, production, candidates, judge), judge)
 
 
@@ -289,6 +359,7 @@ def _decide(
             cand = summary[version]
             failures = [
                 _guardrail(spec, summary, version, prod["safety"], "production"),
+                _cost_cap(spec, summary, version, production)[0],
                 _judge_veto(spec, judge, version, production),
             ]
             if cand["ci"] is None or prod["ci"] is None or cand["ci"][0] <= prod["ci"][1]:
@@ -300,7 +371,7 @@ def _decide(
                 )
             reason = "; ".join(f for f in failures if f) or None
             if reason:
-                lost.append(version)  # measured with enough evidence, and not better or not safe
+                lost.append(version)  # measured with enough evidence, and not better, not safe or too costly
         if reason:
             blocked[version] = reason
         else:
@@ -324,10 +395,12 @@ def _decide(
         if version != best:
             blocked[version] = f"version {best} scores higher on {spec.primary_score}"
     safety = ", ".join(spec.guardrails.safety_scores) or "no safety scores"
+    cost = _cost_cap(spec, summary, best, production)[1]
     return {
         "promote": best,
         "reason": f"version {best} beats production {production} on {spec.primary_score}: "
-        f"{_ci(summary[best])} vs {_ci(prod)}, and is non-inferior on {safety}",
+        f"{_ci(summary[best])} vs {_ci(prod)}, and is non-inferior on {safety}"
+        + (f"; within the cost cap: {cost}" if cost else ""),
         "blocked": blocked,
         "compared": compared,
         "lost": lost,

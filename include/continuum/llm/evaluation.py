@@ -54,6 +54,9 @@ RECORD_KEYS = (
     "retired",
     "judge",
 )
+# Per version in the record: its evidence, the Pareto front of quality per dollar, and which
+# tool schemas its calls were validated against (and whether they changed since it was written).
+VERSION_KEYS = ("n", "primary", "ci", "safety", "cost_per_conversation", "pareto", "tool_schemas")
 PROMOTING_RUN_TYPES = ("scheduled", "manual")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -273,15 +276,24 @@ def load_reference(spec: AssistantSpec) -> tuple[str | None, list[dict]]:
 
 
 def score(spec: AssistantSpec, window_end: datetime) -> dict[str, Any]:
-    """Score the window's conversations; writes the per-conversation table and its counts."""
+    """Score the window's conversations; writes the per-conversation table and its counts.
+
+    Tool calls are validated against the schemas of the version that served them
+    (`tool_schemas`); the counts say per version which schemas were used. The prompt is
+    seeded first, so shipped versions carry their tools' hash before the first window.
+    """
+    from continuum.llm import prompts, tool_schemas
     from continuum.llm.scorers import score_table
 
     keys = storage.LlmKeys(spec.name)
     start, end = window_bounds(spec, window_end)
     window = window_id(start, end)
     reference, references = load_reference(spec)
+    prompts.seed(spec)
+    serving = tool_schemas.registered(spec)
     read: dict[str, int] = {}
-    table = score_table(spec, iter_window(spec, end, read), references=references)
+    tools = {version: s.tools for version, s in serving.items()}
+    table = score_table(spec, iter_window(spec, end, read), references=references, tools_by_version=tools)
     quarantined, duplicates = read["quarantined"], read["duplicates"]
     storage.put_frame(keys.scores(window), table)
     counts = {
@@ -294,6 +306,9 @@ def score(spec: AssistantSpec, window_end: datetime) -> dict[str, Any]:
         "duplicates": duplicates,
         "similarity_reference": reference,
         "per_version": {str(k): int(v) for k, v in table["version"].value_counts().sort_index().items()},
+        "tool_schemas": {
+            str(v): serving.get(str(v), tool_schemas.fallback(spec)).describe() for v in table["version"].unique()
+        },
         "scores": keys.scores(window),
     }
     storage.put_json(keys.scores_summary(window), counts)
@@ -315,6 +330,8 @@ def compare_and_decide(spec: AssistantSpec, window: str) -> dict[str, Any]:
     counts = storage.get_json(keys.scores_summary(window))
     table = storage.get_frame(keys.scores(window))
     summary = summarise(spec, table)
+    for version, entry in summary.items():  # which tool schemas `tool_calls_valid` used (see `score`)
+        entry["tool_schemas"] = (counts.get("tool_schemas") or {}).get(version)
     production = prompts.production(spec.name)
     candidates = prompts.candidates(spec.name)
     judged = storage.get_json_tagged(keys.judge_window(window))  # None: no judge ran for this window
@@ -426,7 +443,7 @@ def record(
         "conversations": decision["conversations"],
         "quarantined": decision["quarantined"],
         "versions": {
-            v: {k: e[k] for k in ("n", "primary", "ci", "safety", "cost_per_conversation")}
+            v: {k: e.get(k) for k in VERSION_KEYS}
             for v, e in summary.items()
         },
         "production_before": before,

@@ -43,11 +43,14 @@ def row(conv: dict) -> dict[str, Any]:
     }
 
 
-def scorers_for(spec: AssistantSpec, references: list[dict], conversations: list[dict]) -> list[Any]:
+def scorers_for(
+    spec: AssistantSpec, references: list[dict], conversations: list[dict], tools: list | None = None
+) -> list[Any]:
     """One `mlflow.genai` scorer per Continuum score, reading the conversation by its id.
 
     A scorer gets a row's inputs and outputs only; the rest of the conversation (usage,
-    latency, outcome) is looked up by `conversation_id` among `conversations`.
+    latency, outcome) is looked up by `conversation_id` among `conversations`. `tools` are
+    the schemas of the version that served them, as the score table uses (default: the spec's).
     """
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
@@ -61,7 +64,7 @@ def scorers_for(spec: AssistantSpec, references: list[dict], conversations: list
     def scores(inputs: dict) -> dict:
         conversation_id = inputs["conversation_id"]
         if conversation_id not in cache:
-            cache[conversation_id] = score_conversation(spec, by_id[conversation_id], texts)
+            cache[conversation_id] = score_conversation(spec, by_id[conversation_id], texts, tools)
         return cache[conversation_id]
 
     def make(name: str):
@@ -93,6 +96,7 @@ def evaluate_window(spec: AssistantSpec, window: str) -> dict[str, Any]:
 
     import mlflow
 
+    from continuum.llm import tool_schemas
     from continuum.llm.evaluation import load_reference, load_window
     from continuum.tracking import ensure_experiment, keyed_run_id
 
@@ -104,6 +108,7 @@ def evaluate_window(spec: AssistantSpec, window: str) -> dict[str, Any]:
     _, references = load_reference(spec)
     experiment = f"{spec.name}-genai-evaluation"
     evaluated: dict[str, int] = {}
+    serving = tool_schemas.registered(spec)
     for version, convs in sample(conversations, limit).items():
         run_id = keyed_run_id(
             experiment,
@@ -118,7 +123,8 @@ def evaluate_window(spec: AssistantSpec, window: str) -> dict[str, Any]:
             continue
         mlflow.set_experiment(experiment_id=ensure_experiment(experiment))
         with mlflow.start_run(run_id=run_id):
-            mlflow.genai.evaluate(data=[row(c) for c in convs], scorers=scorers_for(spec, references, convs))
+            tools = serving.get(version, tool_schemas.fallback(spec)).tools
+            mlflow.genai.evaluate(data=[row(c) for c in convs], scorers=scorers_for(spec, references, convs, tools))
         client.set_tag(run_id, "continuum.genai_done", "true")
         evaluated[version] = len(convs)
     log.info("event=llm_genai_evaluated assistant=%s window=%s versions=%s", spec.name, window, evaluated)

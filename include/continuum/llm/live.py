@@ -276,7 +276,7 @@ def optimise(
         seed=seed,
         evaluate=evaluate,
         evaluate_each=evaluate_each,
-        register=functools.partial(prompts.register_candidate, window=window),
+        register=functools.partial(prompts.register_candidate, window=window, tools=spec.tools),
         min_gain=min_gain,
         confidence=confidence,
         keep=1,

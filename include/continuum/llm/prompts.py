@@ -10,6 +10,10 @@ and older versions that production replaced are retired. A candidate that loses
 `evaluation.retire_after_losses` scheduled evaluations in a row is retired too: it
 loses the `candidate` alias and carries the reason in its `continuum.retired` tag.
 
+Every version Continuum registers records the hash of the tool schemas it was written
+for (tag `continuum.tools_sha256`, the schemas kept in S3 first; see `tool_schemas`), so
+its logged tool calls are later validated against those schemas, not today's.
+
 An error is not an absence: only MLflow's RESOURCE_DOES_NOT_EXIST means "no such
 prompt"; any other failure (server down, timeout) raises, so the task fails and
 Airflow retries it instead of treating the registry as empty.
@@ -24,8 +28,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from continuum.llm import tool_schemas
+from continuum.llm.tool_schemas import TOOLS_TAG
+
 if TYPE_CHECKING:
-    from continuum.llm.specs import AssistantSpec
+    from continuum.llm.specs import AssistantSpec, Tool
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +53,26 @@ def _client():
 
 
 def _register(
-    name: str, template: str, params: dict[str, Any], message: str, source: str, tags: dict[str, str] | None = None
+    name: str,
+    template: str,
+    params: dict[str, Any],
+    message: str,
+    source: str,
+    tools: list[Tool],
+    tags: dict[str, str] | None = None,
 ) -> str:
+    """Register a version tagged with its tools' hash; the schemas are stored first, so a tag
+    never names schemas that are not there."""
     import mlflow
 
+    tags = {**(tags or {}), TOOLS_TAG: tool_schemas.store(name, tools)}
     config = {"model_name": params.get("model")} if params.get("model") else {}
     config |= {k: v for k, v in params.items() if k != "model" and v is not None}
     version = mlflow.genai.register_prompt(
         name=name,
         template=template,
         commit_message=message,
-        tags={SOURCE_TAG: source, **(tags or {})},
+        tags={SOURCE_TAG: source, **tags},
         model_config=config or None,
     )
     return str(version.version)
@@ -101,7 +117,7 @@ def seed(spec: AssistantSpec) -> list[str]:
     for i, shipped in enumerate(spec.prompts, start=1):
         params = {"model": shipped.model, "temperature": shipped.temperature, "top_p": shipped.top_p}
         message = shipped.description or f"shipped version {i}"
-        registered.append(_register(spec.name, shipped.template, params, message, "shipped"))
+        registered.append(_register(spec.name, shipped.template, params, message, "shipped", spec.tools))
     flagged = [
         v for v, p in zip(registered, spec.prompts, strict=True) if (p.model_extra or {}).get("production")
     ]
@@ -218,21 +234,31 @@ def registered_for_window(name: str, window: str) -> list[dict[str, Any]]:
 
 
 def register_candidate(
-    name: str, template: str, params: dict[str, Any], message: str, window: str | None = None
+    name: str,
+    template: str,
+    params: dict[str, Any],
+    message: str,
+    window: str | None = None,
+    *,
+    tools: list[Tool],
 ) -> str:
     """Register a new version (e.g. from the optimiser); being newer than production makes it a candidate.
 
-    With `window`, the version is tagged with it and registered once: the same template
-    and parameters proposed again for that window (a retried or cleared task) return
-    the version registered before.
+    `tools` are the spec's tools the template was written for (no default: a forgotten
+    argument would register a version whose calls are judged against the wrong schemas).
+    With `window`, the version is tagged with it and registered once: the same template,
+    parameters and tools proposed again for that window (a retried or cleared task)
+    return the version registered before.
     """
     if window is not None:
+        sha = tool_schemas.digest(tools)
         for entry in registered_for_window(name, window):
-            if entry["template"] == template and _same_params(entry["params"], params):
+            same_tools = entry["tags"].get(TOOLS_TAG) == sha
+            if entry["template"] == template and _same_params(entry["params"], params) and same_tools:
                 log.info("event=prompt_candidate_exists prompt=%s version=%s window=%s", name, entry["version"], window)
                 return entry["version"]
     tags = {WINDOW_TAG: window} if window is not None else None
-    version = _register(name, template, params, message, "optimizer", tags)
+    version = _register(name, template, params, message, "optimizer", tools, tags)
     log.info("event=prompt_candidate_registered prompt=%s version=%s window=%s", name, version, window)
     return version
 

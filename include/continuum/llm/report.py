@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from continuum.llm import quality_cost_plot
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -26,6 +28,16 @@ def _ci(entry: dict) -> str:
     return f"{_number(entry.get('mean'))} <small>[{_number(ci[0])}, {_number(ci[1])}]</small>"
 
 
+def _tools_note(entry: dict) -> str:
+    """Under the version: when its tool schemas changed, or when no hash told which ones it served with."""
+    tools = entry.get("tool_schemas") or {}
+    if tools.get("changed"):
+        return f"<br><small class='blocked'>{escape(tools.get('note') or 'tool schemas changed')}</small>"
+    if tools.get("validated_against") == "spec":
+        return "<br><small>tool calls checked against the spec's tools (the version recorded none)</small>"
+    return ""
+
+
 def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
     names = sorted({n for entry in summary.values() for n, score in entry["scores"].items() if score["n"]})
     names.sort(key=lambda name: name != primary)
@@ -36,7 +48,7 @@ def _version_table(summary: dict, roles: dict[str, str], primary: str) -> str:
         cells = "".join(
             f"<td>{_ci(entry['scores'][n])} <small>n={entry['scores'][n]['n']}</small></td>" for n in names
         )
-        rows.append(f"<tr><td>{escape(version)} {role}</td><td>{entry['n']}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{escape(version)} {role}{_tools_note(entry)}</td><td>{entry['n']}</td>{cells}</tr>")
     return f"<table><tr><th>version</th><th>conversations</th>{head}</tr>{''.join(rows)}</table>"
 
 
@@ -82,10 +94,26 @@ def _judge_section(judge: dict | None, shown: int = 20) -> str:
     return "".join(parts)
 
 
+def _quality_cost(summary: dict, primary: str, spec) -> str:
+    front = [v for v, entry in summary.items() if entry.get("pareto")]
+    cap = spec.evaluation.max_cost_increase if spec is not None else None
+    rule = (
+        f" A promotion may raise the mean cost per conversation by at most {cap:.0%} "
+        "(the candidate's upper confidence bound against production's mean)."
+        if cap is not None
+        else " No cap on the cost a promotion may bring (<code>evaluation.max_cost_increase</code>)."
+    )
+    return (
+        "<h2>Quality per dollar</h2><p>Mean primary score against mean cost per conversation. Filled: the "
+        "Pareto front, versions no other version matches or beats on both with a strict gain on one: "
+        f"{escape(', '.join(front)) or 'none'}.{rule}</p>" + quality_cost_plot.svg(summary, primary or "primary")
+    )
+
+
 def render(
     assistant: str, window: str, summary: dict, record: dict, decision: dict, spec=None, judge: dict | None = None
 ) -> str:
-    """The page: the decision and why, each version's scores with CIs, the guardrails, the judge."""
+    """The page: the decision and why, each version's scores with CIs, the guardrails, quality per dollar, the judge."""
     before, after = record.get("production_before"), record.get("production_after")
     roles = {str(v): "(production)" for v in [before] if v is not None}
     css = "promoted" if record.get("promoted") else "kept"
@@ -121,6 +149,7 @@ def render(
 <p>Mean with its {confidence} confidence interval (Wilson for rates, bootstrap for means) and the number of
 conversations the score applies to.</p>
 {_version_table(summary, roles, primary) if summary else "<p>No conversations in this window.</p>"}
+{_quality_cost(summary, primary, spec) if summary else ""}
 {_judge_section(judge)}
 </body></html>
 """

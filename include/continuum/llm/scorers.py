@@ -18,7 +18,8 @@ The heuristics, and why they are enough:
   contains it, case and whitespace ignored.
 - `tool_calls_valid` (None without tool calls): every call names a declared tool and
   its arguments (a dict, or a JSON string as in OpenAI's format) validate against the
-  tool's JSON schema (jsonschema).
+  tool's JSON schema (jsonschema). The tools are those of the version that served the
+  conversation when the caller passes them (`tool_schemas.serving`), else the spec's.
 - `fraud_escalated` (only with `escalate_suspected_fraud`, and only when a fraud-check
   tool result flags fraud: a true `suspected_fraud`/`fraud`/`flagged`-like key, a
   `fraud_score`/`risk_score` >= 0.7, or text such as "suspected fraud" not negated):
@@ -52,14 +53,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from continuum.llm.specs import AssistantSpec
+    from continuum.llm.specs import AssistantSpec, Tool
 
 RATES = (
     "outcome",
@@ -260,12 +261,12 @@ def _arguments_valid(schema: dict, arguments: Any) -> bool:
     return _validator(schema).is_valid(arguments)
 
 
-def _tool_calls_valid(spec: AssistantSpec, conv: dict) -> float | None:
+def _tool_calls_valid(tools: list[Tool], conv: dict) -> float | None:
     calls = [call for m in _by_role(conv, "assistant") for call in _calls(m)]
     if not calls:
         return None
     for name, arguments in calls:
-        tool = spec.tool(name)
+        tool = next((t for t in tools if t.name == name), None)
         if tool is None or not _arguments_valid(tool.parameters, arguments):
             return 0.0
     return 1.0
@@ -426,15 +427,20 @@ def similarities(texts: list[str], references: list[str], self_reference: list[i
     return Similarity(references)(texts, self_reference)
 
 
-def score_conversation(spec: AssistantSpec, conv: dict, references: list[str] | None = None) -> dict:
-    """Every score of one redacted conversation: {name: float or None}; see the module docstring."""
+def score_conversation(
+    spec: AssistantSpec, conv: dict, references: list[str] | None = None, tools: list[Tool] | None = None
+) -> dict:
+    """Every score of one redacted conversation: {name: float or None}; see the module docstring.
+
+    `tools`: the schemas of the version that served it (default: the spec's tools).
+    """
     latency = conv.get("latency_ms")
     scores = {
         "outcome": _outcome(conv),
         "rating": _rating(conv),
         "clarifying_question": _clarifying_question(spec, conv),
         "disclaimer": _disclaimer(spec, conv),
-        "tool_calls_valid": _tool_calls_valid(spec, conv),
+        "tool_calls_valid": _tool_calls_valid(spec.tools if tools is None else tools, conv),
         "fraud_escalated": _fraud_escalated(spec, conv),
         "injection_obeyed": _injection_obeyed(spec, conv),
         "system_prompt_leaked": _system_prompt_leaked(spec, conv),
@@ -461,6 +467,7 @@ def score_table(
     conversations: Iterable[dict],
     references: list[dict] | None = None,
     batch: int = STREAM_BATCH,
+    tools_by_version: Mapping[str, list[Tool]] | None = None,
 ) -> pd.DataFrame:
     """One row per conversation: conversation_id, version, started_at and every score.
 
@@ -468,7 +475,8 @@ def score_table(
     `similarity` compares with; without them `similarity` is None. `conversations` may be
     any iterable (a generator over a JSONL file): it is consumed `batch` at a time and only
     the scores are kept, as one float64 array per batch, so memory grows by about 100
-    bytes per conversation rather than by the conversation itself.
+    bytes per conversation rather than by the conversation itself. `tools_by_version` gives
+    the tool schemas each version was written for; a version not in it is judged by the spec's.
     """
     import numpy as np
     import pandas as pd
@@ -482,7 +490,8 @@ def score_table(
             keys["conversation_id"].append(str(conv.get("conversation_id")))
             keys["version"].append(version_of(conv))
             keys["started_at"].append(str(conv.get("started_at", "")))
-        scored = [score_conversation(spec, c) for c in chunk]
+        by_version = tools_by_version or {}
+        scored = [score_conversation(spec, c, tools=by_version.get(version_of(c))) for c in chunk]
         block = np.array(
             [[np.nan if row[name] is None else row[name] for name in SCORES] for row in scored], dtype="float64"
         ).reshape(len(chunk), len(SCORES))

@@ -84,6 +84,12 @@ class Evaluation(OpenModel):
     genai_max_conversations: int = Field(
         0, ge=0, description="Conversations per window also run through mlflow.genai.evaluate (~2 s each; 0: off)"
     )
+    max_cost_increase: float | None = Field(
+        None,
+        ge=0,
+        description="Largest mean cost increase per conversation a promotion may bring, as a fraction of "
+        "production's (0.10: at most +10%; None: no cap); see continuum.llm.compare",
+    )
 
 
 class TraceSource(OpenModel):
