@@ -95,6 +95,10 @@ class LLMTestServer:
         bodies = [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
         return [b for b in bodies if tag is None or tag in _system(b["messages"])]
 
+    def gepa_requests(self) -> list[dict[str, Any]]:
+        """Recorded chat bodies that are GEPA's reflection requests (they carry no system prompt)."""
+        return [b for b in self.chat_requests() if GEPA_MARK in str((b.get("messages") or [{}])[-1].get("content"))]
+
     # -- behaviour -------------------------------------------------------------------
 
     def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -103,6 +103,7 @@ def optimise(server, **kwargs) -> dict:
 
 
 def reflections(server) -> list[dict]:
+    """GEPA's reflection requests with how they were sent (auth header)."""
     return [r for r in server.requests if r["body"] and GEPA_MARK in str(r["body"]["messages"][-1]["content"])]
 
 
@@ -163,3 +164,21 @@ def test_without_gepa_the_reflection_loop_runs_and_the_decision_says_why(store, 
     assert reflections(server) == [] and decision["finalists"][0]["origin"] == "rewrite"
     with pytest.raises(ValueError, match="text_optimiser=gepa cannot run: the gepa package is not installed"):
         optimise(server, text_optimiser="gepa")
+
+
+def test_gepa_is_unavailable_without_its_packages_or_below_the_version_mlflow_needs(monkeypatch):
+    import importlib.metadata
+
+    installed = {"gepa": "0.0.25", "litellm": "1.0"}
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert gepa_proposer.unavailable() == "gepa 0.0.25 is older than 0.0.26, which MLflow's GepaPromptOptimizer needs"
+    installed["gepa"] = "0.1.4"
+    assert gepa_proposer.unavailable() is None
+    del installed["litellm"]
+    assert gepa_proposer.unavailable() == "the litellm package is not installed"

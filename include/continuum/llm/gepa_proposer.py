@@ -106,8 +106,8 @@ def propose_texts(
     best = (result.optimized_prompts or {}).get(COMPONENT, base_template)
     found = {
         "proposals": [best] if best.strip() != base_template.strip() else [],
-        "initial_score": result.initial_eval_score,
-        "final_score": result.final_eval_score,
+        "initial_score": _rounded(result.initial_eval_score),
+        "final_score": _rounded(result.final_eval_score),
         "metric_calls": calls["n"],
     }
     log.info(
@@ -119,6 +119,10 @@ def propose_texts(
         len(found["proposals"]),
     )
     return found
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(float(score), 6)
 
 
 def _reflection_template() -> str:
