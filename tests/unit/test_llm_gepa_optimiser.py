@@ -84,6 +84,8 @@ def store(s3, mlflow_store, monkeypatch):
     # What a worker might have in its environment must not be what litellm uses.
     monkeypatch.setenv("OPENAI_API_KEY", "from-the-environment")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_ORGANIZATION", "org-from-the-environment")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-the-environment")
     return s3
 
 
@@ -117,6 +119,7 @@ def test_a_gepa_proposal_that_gains_held_out_is_registered_once_for_the_window(s
     asked = reflections(server)
     assert asked, "GEPA's reflection went to the configured endpoint"
     assert {r["auth"] for r in asked} == {f"Bearer {KEY}"}, "the key from llm_default, not OPENAI_API_KEY"
+    assert not {h for r in asked for h in r["headers"] if h in ("openai-organization", "openai-project")}
     assert {r["body"]["model"] for r in asked} == {MODEL_ID}
     assert decision["probe"] == split_ids["probe"] and decision["heldout"] == split_ids["heldout"]
 

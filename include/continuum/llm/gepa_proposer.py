@@ -7,11 +7,13 @@ template as a new version of the prompt as soon as the search ends, before anyth
 checked it on conversations the search never saw.
 
 GEPA's reflection calls go through litellm (MLflow hands gepa `reflection_lm="openai/<model>"`,
-gepa calls `litellm.completion`). The endpoint, key, timeout and retries are passed with
-every call (`reflection_lm_kwargs`) from the `llm_default` configuration, so nothing is read
-from the worker's OPENAI_API_KEY or OPENAI_BASE_URL; a keyless endpoint gets a placeholder
-key rather than the environment's. litellm would fetch a model price list from GitHub when
-imported; it is told to use its bundled copy.
+gepa calls `litellm.completion`). Every call gets, in `reflection_lm_kwargs`, the backend's
+own `openai` client and the `llm_default` base URL and key: given only api_base and api_key,
+litellm would still add OPENAI_ORGANIZATION and OPENAI_PROJECT_ID from the worker's
+environment as headers; the client sends none. A keyless endpoint gets a placeholder key,
+never OPENAI_API_KEY. The client retries (`max_retries`), so litellm does not retry again.
+litellm would fetch a model price list from GitHub when imported; it is told to use its
+bundled copy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from continuum.llm.backends import LLMConfig
+from continuum.llm.backends import OpenAICompatibleBackend
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def propose_texts(
-    config: LLMConfig,
+    backend: OpenAICompatibleBackend,
     base_template: str,
     probe: Sequence[Mapping[str, Any]],
     grade: Grade,
@@ -86,16 +88,18 @@ def propose_texts(
     def eval_fn(candidate: dict[str, str], batch: list[dict[str, Any]]) -> list[Any]:
         return [_record(grade, candidate[COMPONENT], by_id[r["inputs"]["conversation_id"]], r, calls) for r in batch]
 
+    config = backend.config
     key = config.api_key.get_secret_value() if config.api_key is not None else ""
     optimizer = GepaPromptOptimizer(
         reflection_model=f"openai:/{config.model}",
         max_metric_calls=max_metric_calls,
         gepa_kwargs={
             "reflection_lm_kwargs": {
+                "client": backend.client,
                 "api_base": config.base_url,
                 "api_key": key or "no-key",
                 "timeout": config.timeout_s,
-                "num_retries": config.max_retries,
+                "num_retries": 0,
             },
             "reflection_prompt_template": _reflection_template(),
             "seed": seed,

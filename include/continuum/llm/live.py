@@ -144,7 +144,7 @@ def optimise(
     backend = backend_for_run(config, experiment=f"{spec.name}-prompt-evaluation")  # calls traced to MLflow
     texts = None
     if chosen["text"] == "gepa":
-        found = _gepa(backend, spec, config, base, probe, gepa_metric_calls, seed)
+        found = _gepa(backend, spec, base, probe, gepa_metric_calls, seed)
         texts = found["proposals"]
         chosen["gepa"] = found
 
@@ -211,14 +211,14 @@ def _text_optimiser(wanted: str) -> dict[str, Any]:
     return {"text": "reflection", "why": f"GEPA is not available ({missing}): the reflection loop ran instead"}
 
 
-def _gepa(backend, spec: AssistantSpec, config: LLMConfig, base: dict, probe: list[dict], calls: int, seed: int):
+def _gepa(backend, spec: AssistantSpec, base: dict, probe: list[dict], calls: int, seed: int) -> dict[str, Any]:
     """GEPA's proposal for production's template, searched on the probe with production's parameters."""
     from continuum.llm.gepa_proposer import propose_texts
 
     def grade(template: str, conversation: dict) -> dict[str, Any]:
         return _replay_graded(backend, spec, template, base["params"], conversation)
 
-    return propose_texts(config, base["template"], probe, grade, max_metric_calls=calls, seed=seed)
+    return propose_texts(backend, base["template"], probe, grade, max_metric_calls=calls, seed=seed)
 
 
 def _replay_graded(backend, spec: AssistantSpec, template: str, params: dict, conversation: dict) -> dict[str, Any]:
