@@ -12,15 +12,14 @@ own `openai` client and the `llm_default` base URL and key: given only api_base 
 litellm would still add OPENAI_ORGANIZATION and OPENAI_PROJECT_ID from the worker's
 environment as headers; the client sends none. A keyless endpoint gets a placeholder key,
 never OPENAI_API_KEY. The client retries (`max_retries`), so litellm does not retry again.
-litellm would fetch a model price list from GitHub when imported; it is told to use its
-bundled copy.
+litellm would fetch a model price list from GitHub when imported; `settings.CLIENT_ENV`
+tells it to use its bundled copy.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -81,7 +80,6 @@ def propose_texts(
         raise ValueError("GEPA needs at least one probe conversation")
     from mlflow.genai.optimize.optimizers import GepaPromptOptimizer
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     by_id = {str(c.get("conversation_id")): c for c in probe}
     calls = {"n": 0}
 
