@@ -101,6 +101,7 @@ def propose_texts(
             },
             "reflection_prompt_template": _reflection_template(),
             "seed": seed,
+            "logger": _Progress(),
         },
     )
     train = [{"inputs": _inputs(c), "expectations": {}} for c in probe]
@@ -121,6 +122,13 @@ def propose_texts(
         len(found["proposals"]),
     )
     return found
+
+
+class _Progress:
+    """GEPA's progress lines (it prints them by default) as one-line debug log events."""
+
+    def log(self, message: str) -> None:
+        log.debug("event=gepa_progress message=%s", " ".join(str(message).split())[:300])
 
 
 def _rounded(score: float | None) -> float | None:
