@@ -11,8 +11,12 @@ optimiser, and the DAG tasks that use them) is tested without any remote service
 - optimiser requests (`[continuum:optimizer]`) get a reflection and the prompt found in
   `<current_prompt>` plus the first phrase of `IMPROVEMENTS` it does not contain yet,
   inside `<prompt>` tags;
+- GEPA's reflection requests (one user message asking for the new instruction "within ```
+  blocks", sent through litellm) get the instruction from the first ``` block plus the first
+  phrase of `gepa_additions` (default `IMPROVEMENTS`) it does not contain yet, in ``` fences;
 - chat: after a tool result it summarises it; on the first turn with a system prompt that
-  mentions a "clarifying question" it asks one; when `search_products` is offered and the
+  mentions a "clarifying question" it asks one, and so it does when the system prompt has
+  `GIFT_RULE` and the user mentions a gift; when `search_products` is offered and the
   user asks for something to buy it calls that tool; otherwise it answers plainly.
 
 Like real servers it rejects (400) a tool message whose `tool_call_id` answers no call.
@@ -44,6 +48,8 @@ IMPROVEMENTS = (
     "Confirm the choice before you recommend a purchase.",
     "Keep every answer under five sentences.",
 )
+GIFT_RULE = "When the customer mentions a gift, ask who it is for."
+GEPA_MARK = "Provide the new instructions within ``` blocks"
 _PRODUCT_WORDS = re.compile(r"\b(buy|find|gift|looking for|need|want|shoes|present)\b", re.I)
 
 
@@ -54,6 +60,7 @@ class LLMTestServer:
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
         self.judge_replies: deque[str] = deque()
+        self.gepa_additions: tuple[str, ...] = IMPROVEMENTS
         self._failures: deque[tuple[int, str]] = deque()
         self._raw: deque[tuple[int, bytes, str]] = deque()
         self._delays: deque[float] = deque()
@@ -89,6 +96,10 @@ class LLMTestServer:
         bodies = [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
         return [b for b in bodies if tag is None or tag in _system(b["messages"])]
 
+    def gepa_requests(self) -> list[dict[str, Any]]:
+        """Recorded chat bodies that are GEPA's reflection requests (they carry no system prompt)."""
+        return [b for b in self.chat_requests() if GEPA_MARK in str((b.get("messages") or [{}])[-1].get("content"))]
+
     # -- behaviour -------------------------------------------------------------------
 
     def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -101,6 +112,8 @@ class LLMTestServer:
             message = {"role": "assistant", "content": self._grade(messages)}
         elif OPTIMIZER_TAG in system:
             message = {"role": "assistant", "content": _improve(messages[-1].get("content") or "")}
+        elif not system and GEPA_MARK in str(messages[-1].get("content") or ""):
+            message = {"role": "assistant", "content": _instruct(messages[-1]["content"], self.gepa_additions)}
         else:
             message = _assistant_turn(system, messages, body.get("tools") or [])
         words = sum(len(str(m.get("content") or "").split()) for m in messages)
@@ -183,6 +196,14 @@ def _improve(request: str) -> str:
     return f"The failing conversations show vague requests answered without a question.\n<prompt>\n{improved}\n</prompt>"
 
 
+def _instruct(request: str, additions: tuple[str, ...]) -> str:
+    """GEPA's reflection: the current instruction (its first ``` block) plus one addition, fenced."""
+    found = re.search(r"```\n?(.*?)\n?```", request, re.S)
+    current = found.group(1).strip() if found else ""
+    addition = next((p for p in additions if p not in current), "")
+    return f"The responses never ask what the customer means.\n```\n{f'{current} {addition}'.strip()}\n```"
+
+
 def _assistant_turn(
     system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -191,7 +212,8 @@ def _assistant_turn(
         return {"role": "assistant", "content": f"Here is what I found: {str(last.get('content'))[:200]}"}
     user = str(last.get("content") or "")
     first_turn = not any(m.get("role") == "assistant" for m in messages)
-    if first_turn and "clarifying question" in system.lower():
+    gift = GIFT_RULE in system and "gift" in user.lower()
+    if first_turn and ("clarifying question" in system.lower() or gift):
         return {"role": "assistant", "content": CLARIFYING_REPLY}
     offered = {t.get("function", {}).get("name") for t in tools}
     if "search_products" in offered and _PRODUCT_WORDS.search(user):

@@ -35,6 +35,9 @@ CLIENT_ENV: dict[str, str] = {
     # Continuum's own S3 client (storage.client): per-attempt socket timeouts, seconds.
     "CONTINUUM_S3_CONNECT_TIMEOUT": "5",
     "CONTINUUM_S3_READ_TIMEOUT": "30",
+    # litellm (for GEPA; MLflow's genai evaluation and trace costs import it too when installed)
+    # fetches a model price list from GitHub at import unless told to use its bundled copy.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
 }
 TASK_TIMEOUT_MINUTES = 30
 RETRY_DELAY_SECONDS = 30  # Airflow's first retry delay; doubles per try (exponential backoff) up to:

@@ -100,7 +100,9 @@ def test_with_an_llm_endpoint_replay_judge_and_optimiser_run(evaluate, monkeypat
         judged = storage.get_json(f"llm/judge/{SHOP}/{window}.json")
         assert judged and all(v["n"] > 0 for v in judged.values())
         assert server.chat_requests("judge"), "the judge was never asked"
-        assert server.chat_requests("optimizer"), "the optimiser never asked for a rewrite"
+        optimised = storage.get_json(f"llm/optimiser/{SHOP}/{window}.json")
+        assert optimised["optimiser"]["text"] == "gepa", optimised["optimiser"]  # the lock installs gepa
+        assert server.gepa_requests(), "GEPA never asked the endpoint for a new instruction"
         replayed_systems = [r["messages"][0]["content"] for r in server.chat_requests(None) if r.get("messages")]
         shipped = {v["version"]: v["template"][:60] for v in prompts.versions(SHOP)}
         assert any(shipped["2"] in system for system in replayed_systems), "candidate 2 was not replayed"

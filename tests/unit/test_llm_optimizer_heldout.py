@@ -134,3 +134,23 @@ def test_split_is_disjoint_seeded_and_independent_of_the_listing_order():
 def test_confidence_must_leave_a_one_sided_bound():
     with pytest.raises(ValueError, match="confidence"):
         optimise(held_out([0.3] * 24), confidence=0.4)
+
+
+class NoMetaPrompt:
+    def chat(self, messages, **kwargs):
+        raise AssertionError("with proposals from elsewhere (GEPA) the optimiser sends no meta-prompt")
+
+
+@pytest.mark.parametrize("gains, registers", [([0.3] * 24, True), ([1.0, -0.9] * 12, False)])
+def test_proposals_from_elsewhere_replace_the_rewrites_and_meet_the_same_gate(gains, registers):
+    registered: list[tuple] = []
+    finalists = propose(
+        NoMetaPrompt(), "shop", BASE, {"temperature": 0.3, "top_p": 1.0}, [],
+        rounds=1, population=2, seed=0, evaluate=probe_favours_the_rewrite, evaluate_each=held_out(gains),
+        register=lambda *call: registered.append(call) or "11", keep=1,
+        texts=[f"{BASE} {{{{secret}}}}", BASE, f"{BASE}\n{ADDED}"],  # a new variable and no change are rejected
+    )  # fmt: skip
+
+    [finalist] = finalists
+    assert (finalist["origin"], finalist["template"], finalist["round"]) == ("gepa", f"{BASE}\n{ADDED}", 0)
+    assert finalist["registered"] is registers and len(registered) == int(registers)

@@ -211,6 +211,15 @@ class OpenAICompatibleBackend:
             http_client=DefaultHttpxClient(follow_redirects=False, timeout=httpx.Timeout(config.timeout_s)),
         )
 
+    @property
+    def client(self):
+        """The configured `openai` client, for a library that sends its own calls (litellm, for GEPA).
+
+        Same endpoint, key, timeout and retries, and no organisation or project header from
+        the worker's environment; without a key it sends the placeholder bearer token.
+        """
+        return self._client
+
     def chat(
         self,
         messages: Sequence[Mapping[str, Any]],

@@ -67,6 +67,11 @@ class CachedBackend:
         self.cache = cache
         self.config = getattr(backend, "config", None)
 
+    @property
+    def client(self):
+        """The wrapped backend's `openai` client (GEPA's litellm calls use it; they are not cached)."""
+        return self.backend.client
+
     def chat(
         self,
         messages: Sequence[Mapping[str, Any]],

@@ -217,6 +217,8 @@ def optimise(
     seed: int = 0,
     min_gain: float = 0.0,
     confidence: float = 0.95,
+    text_optimiser: str = "auto",
+    gepa_metric_calls: int = 40,
 ) -> dict[str, Any]:
     """Propose prompt versions that beat production on the judge score; registers them as candidates.
 
@@ -229,9 +231,15 @@ def optimise(
     and stored at `LlmKeys.optimiser(window)`. Once per evaluation window: the versions are
     tagged with the window, and a rerun of a window that already registered its proposals
     returns them without searching again.
+
+    Text proposals come from GEPA (`gepa_proposer`, at most `gepa_metric_calls` graded probe
+    conversations) when `text_optimiser` is "gepa", or "auto" and gepa and litellm are
+    installed; otherwise from the reflection loop in `optimizer`. The temperature/top_p
+    search runs either way. The decision's `optimiser` says which ran and why.
     """
     from continuum.llm.optimizer import propose, split
 
+    chosen = _text_optimiser(text_optimiser)  # a setting that cannot run says so on every run
     window = evaluation.window_for(spec, window_end)
     decision: dict[str, Any] = {"assistant": spec.name, "window": window, "registered": [], "finalists": []}
     done = prompts.registered_for_window(spec.name, window)
@@ -257,6 +265,11 @@ def optimise(
     failures = _sample([c for c in failures if not (c.get("outcome") or {}).get("success", False)], 10, seed)
     base = next(v for v in prompts.versions(spec.name) if v["version"] == production)
     backend = cached_backend(spec, config)
+    texts = None
+    if chosen["text"] == "gepa":
+        found = _gepa(backend, spec, base, probe, gepa_metric_calls, seed)
+        texts = found["proposals"]
+        chosen["gepa"] = found
 
     def evaluate(template: str, params: dict) -> float:
         result = judge_version(backend, spec, {"version": "probe", "template": template, "params": params}, probe)
@@ -280,6 +293,7 @@ def optimise(
         min_gain=min_gain,
         confidence=confidence,
         keep=1,
+        texts=texts,
     )
     registered = [{k: f[k] for k in ("version", "template", "params")} for f in finalists if f["registered"]]
     reason = None if finalists else "no variant beat production on the probe"
@@ -288,6 +302,7 @@ def optimise(
         "registered": registered,
         "finalists": finalists,
         "reason": reason or "; ".join(f["reason"] for f in finalists),
+        "optimiser": chosen,
         "probe": _ids(probe),
         "heldout": _ids(held_out),
         "failures": _ids(failures),
@@ -301,6 +316,43 @@ def optimise(
         json.dumps([r["version"] for r in registered]),
     )
     return _store(decision)
+
+
+def _text_optimiser(wanted: str) -> dict[str, Any]:
+    """Which text optimiser runs ("gepa" or "reflection") and why, for the decision record."""
+    from continuum.llm.gepa_proposer import unavailable
+
+    if wanted not in ("auto", "gepa", "reflection"):
+        raise ValueError(f"text_optimiser must be auto, gepa or reflection (got '{wanted}')")
+    if wanted == "reflection":
+        return {"text": "reflection", "why": "text_optimiser=reflection was asked for"}
+    missing = unavailable()
+    if missing is None:
+        return {"text": "gepa", "why": "gepa and litellm are installed and llm_default is configured"}
+    if wanted == "gepa":
+        raise ValueError(f"text_optimiser=gepa cannot run: {missing}; install gepa and litellm (requirements.txt)")
+    log.info("event=llm_optimiser_fallback reason=%s", missing.replace(" ", "_"))
+    return {"text": "reflection", "why": f"GEPA is not available ({missing}): the reflection loop ran instead"}
+
+
+def _gepa(backend, spec: AssistantSpec, base: dict, probe: list[dict], calls: int, seed: int) -> dict[str, Any]:
+    """GEPA's proposal for production's template, searched on the probe with production's parameters."""
+    from continuum.llm.gepa_proposer import propose_texts
+
+    def grade(template: str, conversation: dict) -> dict[str, Any]:
+        return _replay_graded(backend, spec, template, base["params"], conversation)
+
+    return propose_texts(backend, base["template"], probe, grade, max_metric_calls=calls, seed=seed)
+
+
+def _replay_graded(backend, spec: AssistantSpec, template: str, params: dict, conversation: dict) -> dict[str, Any]:
+    """One replay and its grade, with the replayed transcript and the judge's reason for GEPA to reflect on."""
+    from continuum.llm.judge import transcript
+    from continuum.llm.replay import replay
+
+    replayed = replay(backend, conversation, template, params, _tools(spec), version="gepa")
+    graded = grader_for(spec, backend.config, getattr(backend, "cache", None)).grade(replayed)
+    return {**graded, "output": transcript(replayed)}
 
 
 def _ids(conversations: list[dict]) -> list[str]:

@@ -16,9 +16,11 @@ gain (paired t) is above 0; promotion stays with the comparison on real conversa
 `random.Random(seed)` drives every choice, so a deterministic backend and scorers give the
 same proposals for the same seed.
 
-MLflow 3.17 has `mlflow.genai.optimize_prompts` with a `GepaPromptOptimizer`; it needs a
-reachable LLM for its reflection calls and is not used here (this module stays free of
-MLflow and Airflow: the backend, the scorers and the registry are injected).
+Text proposals may also come from elsewhere (`texts`: GEPA through MLflow's
+`GepaPromptOptimizer`, see `gepa_proposer`): they then replace the reflective rewrites, are
+checked like them, scored on the probe and join the pool before the parameter rounds, and
+meet the same held-out gate. This module stays free of MLflow and Airflow: the backend,
+the scorers, the proposals and the registry are injected.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def propose(
     min_gain: float = 0.0,
     confidence: float = 0.95,
     keep: int | None = None,
+    texts: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Search on the probe (`evaluate`), then register only the finalists that gain on held-out conversations.
 
@@ -96,7 +99,10 @@ def propose(
     one value (or None: not scorable) per conversation, always in the same order. Cost: up to
     `rounds * population` meta-prompt calls, `1 + 2 * rounds * population` probe evaluations
     and `1 + finalists` held-out evaluations. `failures` are (redacted) conversations from
-    outside the held-out set, lowest-scoring first or carrying a `score` key.
+    outside the held-out set, lowest-scoring first or carrying a `score` key. With `texts`
+    (templates proposed elsewhere, e.g. by GEPA on the probe), no meta-prompt is sent: each
+    text that passes the rewrite checks is scored with the base parameters as origin "gepa",
+    and the rounds only search temperature and top_p.
     Returns every finalist, best on the probe first: {"version" (None unless registered),
     "template", "params", "origin", "round", "score" (probe), "probe_gain", "heldout"
     ({"n", "gain", "lower", "confidence"}), "registered", "reason"}; empty when nothing beat
@@ -118,12 +124,19 @@ def propose(
 
     base = scored(base_template, dict(base_params), "base", 0)
     pool = [base]
+    for text in texts or []:
+        problem = _violation(text.strip(), base_template, spec)
+        if problem:
+            log.info("optimizer_proposal_rejected assistant=%s origin=gepa reason=%s", _name(spec), problem)
+            continue
+        child = scored(text.strip(), dict(base_params), "gepa", 0)
+        pool.extend([child] if child else [])
     summaries = [_summary(c) for c in _worst(failures)]
     for round_ in range(1, rounds + 1):
         children: list[_Candidate] = []
         for parent in _parents(pool, population):
             shown = rng.sample(summaries, min(FAILURES_PER_PROMPT, len(summaries)))
-            template = _rewrite(backend, spec, parent.template, shown)
+            template = None if texts is not None else _rewrite(backend, spec, parent.template, shown)
             if template is not None:
                 child = scored(template, parent.params, "rewrite", round_)
                 children.extend([child] if child else [])
@@ -311,18 +324,25 @@ def _check(answer: str, parent: str, spec: Any) -> tuple[str | None, str]:
     if not found or not found.group(1).strip():
         return "no <prompt> block in the answer", ""
     template = found.group(1).strip()
+    return _violation(template, parent, spec), template
+
+
+def _violation(template: str, parent: str, spec: Any) -> str | None:
+    """Why a proposed prompt may not replace `parent` (whoever proposed it), or None."""
+    if not template:
+        return "empty prompt"
     if template == parent.strip():
-        return "unchanged prompt", ""
+        return "unchanged prompt"
     if len(template) > 4 * len(parent) + 2000:
-        return "rewritten prompt is far longer than the original", ""
+        return "rewritten prompt is far longer than the original"
     new_vars = set(_VARIABLE.findall(template)) - set(_VARIABLE.findall(parent))
     if new_vars:
-        return f"new template variables {sorted(new_vars)}", ""
+        return f"new template variables {sorted(new_vars)}"
     guardrails = getattr(spec, "guardrails", None)
     disclaimer = getattr(guardrails, "required_disclaimer", None)
     if disclaimer and disclaimer in parent and disclaimer not in template:
-        return "the required disclaimer was dropped", ""
-    return None, template
+        return "the required disclaimer was dropped"
+    return None
 
 
 def _mutate(
