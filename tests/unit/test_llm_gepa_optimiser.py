@@ -2,7 +2,7 @@
 
 The local test server plays every model: GEPA's reflection (through litellm) proposes
 production's prompt plus `GIFT_RULE`, replays ask a question only where the customer mentions
-a gift, and the judge grades a question 0.9 and anything else 0.4. GEPA searches on a probe
+a gift, and the judge rates a question 5 of 5 (score 1.0) and anything else 2 (0.4). GEPA searches on a probe
 where every customer mentions a gift, so its proposal always wins there; whether it is
 registered depends only on the held-out conversations, which the test writes: most of them
 mention a gift (a real gain) or one in twelve does (a probe win that does not generalise).
@@ -147,9 +147,9 @@ def test_a_gepa_probe_win_that_does_not_generalise_is_not_registered(store, serv
 
     assert decision["optimiser"]["text"] == "gepa" and reflections(server)
     [finalist] = decision["finalists"]
-    assert finalist["origin"] == "gepa" and finalist["probe_gain"] == pytest.approx(0.5)
-    # One held-out conversation in twelve gains 0.5: a positive mean, but not with confidence.
-    assert finalist["heldout"]["gain"] == pytest.approx(0.5 / HELDOUT, abs=1e-6)
+    assert finalist["origin"] == "gepa" and finalist["probe_gain"] == pytest.approx(0.6)
+    # One held-out conversation in twelve gains 0.6: a positive mean, but not with confidence.
+    assert finalist["heldout"]["gain"] == pytest.approx(0.6 / HELDOUT, abs=1e-6)
     assert not finalist["registered"] and decision["registered"] == []
     assert prompts.versions("shop") == before
     assert finalist["heldout"]["lower"] <= 0 and "not positive with 95% confidence" in finalist["reason"]
