@@ -193,7 +193,7 @@ def eval_dag(spec: AssistantSpec) -> DAG:
         @task(multiple_outputs=False)
         def judge_conversations(scored: dict) -> dict:
             """With `llm_default`: the judge rates the window's conversations; kappa with people decides if it counts."""
-            from continuum.llm.live import judge_window
+            from continuum.llm.judging import judge_window
 
             return judge_window(spec, _llm_config(), _window_end())
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from continuum import drift_stats
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 NUMERICAL = ("int", "float")
 CATEGORICAL = ("category", "bool", "string")
-ALL_MISSING = "all_missing"
+ALL_MISSING = drift_stats.ALL_MISSING
 
 
 class DriftResult(BaseModel):
@@ -38,8 +40,8 @@ class DriftResult(BaseModel):
     scores: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per column: stattest, score, threshold, drifted"
     )
-    reference_rows: int
-    current_rows: int
+    reference_rows: int = Field(description="reference rows the verdict compared with (all of them)")
+    current_rows: int = Field(description="batch rows the verdict read (all of them)")
     not_compared: list[str] = Field(
         default_factory=list,
         description="feature columns the reference lacks (added to the spec after the champion was trained)",
@@ -172,21 +174,25 @@ def detect_drift(
     *,
     max_rows: int = 50_000,
     seed: int = 0,
+    profile: dict[str, drift_stats.ColumnProfile] | None = None,
+    report: bool = True,
 ) -> tuple[DriftResult, str]:
-    """Evidently's data drift of `current` against `reference`, and its HTML report.
+    """Data drift of `current` against `reference` on every row, and Evidently's HTML report.
 
-    Both frames are sampled down to `max_rows` rows (seeded, so reruns agree) before
-    Evidently sees them: DataDriftPreset on 1M x 25 took ~133 s on our 2-core
-    machine; 1M x 12 sampled to 50k takes ~5 s and names the same drifted columns
-    as 200k unsampled (benchmarks/bench_drift.py). Above 1000 rows Evidently
-    scores with distances (Wasserstein, Jensen-Shannon) whose thresholds do not
-    depend on the row count, so a sample gives the same verdict as the whole.
-    Columns entirely empty in one frame count as drifted without Evidently (it
-    refuses them); if every column is, the HTML is "". Dataset drift is
-    `share >= monitoring.drift_share`. Scores and columns follow the spec's order.
-    Feature columns the reference lacks (the spec added them after the champion was
-    trained) are left out and listed in `not_compared`; the current batch must have
-    every one (the validation gate sees to it).
+    The verdict of each column is Evidently's own default test (a normed Wasserstein or a
+    Jensen-Shannon distance at 0.1), computed by `continuum.drift_stats` on every row of
+    `current`. It is compared with `profile`, the reference's statistics made once per
+    champion (built from `reference` when not given). Evidently itself took ~133 s for
+    1M x 25; this takes a few seconds (benchmarks/bench_drift.py, with its agreement with
+    Evidently unsampled). The HTML report for people is Evidently's, on both frames
+    sampled to `max_rows` rows (seeded, so reruns agree). Columns with 1,000 reference
+    rows or fewer get Evidently's p-value tests on those samples, as Evidently would
+    choose. Columns entirely empty in one frame count as drifted without any test
+    (Evidently refuses them); if every column is, the HTML is "". With `report=False` no
+    HTML is made. Dataset drift is `share >= monitoring.drift_share`. Scores and columns
+    follow the spec's order. Feature columns the reference lacks (the spec added them
+    after the champion was trained) are left out and listed in `not_compared`; the
+    current batch must have every one (the validation gate sees to it).
     """
     numerical, categorical = drift_columns(spec)
     # A column added to the contract after the champion was trained is not in its reference:
@@ -207,34 +213,60 @@ def detect_drift(
                 f"{spec.name}: the {which} frame has no rows; there is nothing to compare for drift"
             )
 
-    scores = _all_missing_scores(ref, cur)
-    compared_num = [n for n in numerical if n not in scores]
-    compared_cat = [n for n in categorical if n not in scores]
+    scores = _all_missing_scores(reference[ref.columns], current[cur.columns])
+    if profile is None or not set(ref.columns) <= set(profile):
+        profile = drift_stats.profile(reference, numerical, categorical)
+    small = [n for n in ref.columns if n not in scores and drift_stats.needs_evidently(profile[n])]
+    for name in ref.columns:
+        if name not in scores and name not in small:
+            scores[name] = _column_drift(name, profile[name], current[name])
     drift_share = spec.monitoring.drift_share
-    html = ""
-    if compared_num or compared_cat:
+    html, counted = "", None
+    compared_num = [n for n in numerical if scores.get(n, {}).get("stattest") != ALL_MISSING]
+    compared_cat = [n for n in categorical if scores.get(n, {}).get("stattest") != ALL_MISSING]
+    if (small or report) and (compared_num or compared_cat):
         snapshot = _run_evidently(ref, cur, compared_num, compared_cat, drift_share)
-        evidently_scores, counted = parse_snapshot(snapshot.dict())
-        scores.update(evidently_scores)
-        html = snapshot.get_html_str(as_iframe=False)
-    else:
-        counted = None
+        evidently_scores, evidently_count = parse_snapshot(snapshot.dict())
+        scores.update({name: evidently_scores[name] for name in small})
+        if len(small) == len(compared_num) + len(compared_cat):
+            counted = evidently_count  # only then is Evidently's own count about the same verdicts
+        if report:
+            html = _report_html(snapshot.get_html_str(as_iframe=False), len(ref), len(cur), len(current))
     ordered = {c.name: scores[c.name] for c in spec.data.feature_columns if c.name in scores}
-    result = _result(ordered, counted, drift_share, len(ref), len(cur)).model_copy(
+    result = _result(ordered, counted, drift_share, len(reference), len(current)).model_copy(
         update={"not_compared": not_compared}
     )
     log.info(
         "event=drift domain=%s detected=%s share=%.3f columns=%s reference_rows=%d current_rows=%d"
-        " not_compared=%s",
+        " not_compared=%s evidently_tests=%s",
         spec.name,
         result.detected,
         result.share,
         ",".join(result.columns) or "-",
-        len(ref),
-        len(cur),
+        len(reference),
+        len(current),
         ",".join(not_compared) or "-",
+        ",".join(small) or "-",
     )
     return result, html
+
+
+def _column_drift(name: str, column: drift_stats.ColumnProfile, values: pd.Series) -> dict[str, Any]:
+    try:
+        return drift_stats.column_drift(column, values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"current column '{name}' is declared numeric but holds non-numbers ({exc})") from exc
+
+
+def _report_html(html: str, reference_rows: int, current_rows: int, batch_rows: int) -> str:
+    """Evidently's page, with one line saying the verdict in the decision is on every row."""
+    note = (
+        f"<p style='font-family:sans-serif;background:#fff6d5;padding:6px'>Continuum: this report shows "
+        f"samples of {reference_rows:,} reference and {current_rows:,} current rows. The drift verdict in the "
+        f"decision record uses the same tests on all {batch_rows:,} rows of the batch, so a column near its "
+        "threshold may read differently here.</p>"
+    )
+    return html.replace("<body>", "<body>" + note, 1) if "<body>" in html else note + html
 
 
 def _result(scores, counted, drift_share: float, reference_rows: int, current_rows: int) -> DriftResult:

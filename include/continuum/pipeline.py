@@ -248,7 +248,32 @@ def _save_lineage(spec: DomainSpec, version: str, train: pd.DataFrame, window: l
     keys = Keys(spec.name)
     sample = train.sample(n=min(len(train), REFERENCE_ROWS), random_state=spec.training.seed)
     storage.put_frame(keys.reference(version), sample.reset_index(drop=True))
+    drift_profile(spec, version, sample)
     storage.put_json(keys.window(version), window)
+
+
+def drift_profile(spec: DomainSpec, version: str, reference: pd.DataFrame) -> dict:
+    """The drift statistics of a version's reference: made once per version, then read back.
+
+    A version trained before profiles existed gets one at its first monitored batch. A
+    stored profile that lacks a compared column (the spec has changed since) is rebuilt in
+    memory for this batch and left as it is.
+    """
+    from continuum import drift_stats, monitoring
+
+    key = Keys(spec.name).drift_profile(version)
+    numerical, categorical = (
+        [c for c in columns if c in reference.columns] for columns in monitoring.drift_columns(spec)
+    )
+    if storage.exists(key):
+        stored = drift_stats.from_bytes(storage.get_bytes(key))
+        if {*numerical, *categorical} <= set(stored):
+            return stored
+        log.info("event=drift_profile_stale domain=%s version=%s", spec.name, version)
+        return drift_stats.profile(reference, numerical, categorical)
+    built = drift_stats.profile(reference, numerical, categorical)
+    storage.put_bytes(key, drift_stats.to_bytes(built), "application/octet-stream")
+    return built
 
 
 def _register_baseline(spec: DomainSpec, batch_id: str, frame: pd.DataFrame):
@@ -347,7 +372,9 @@ def run_monitor(domain: str, batch_id: str) -> dict:
             model = registry.load(domain, champion.version)
             record.performance.value = monitoring.champion_metric(spec, model, frame)
     else:
-        drift, html = monitoring.detect_drift(spec, storage.get_frame(keys.reference(champion.version)), frame)
+        reference = storage.get_frame(keys.reference(champion.version))
+        profile = drift_profile(spec, champion.version, reference)
+        drift, html = monitoring.detect_drift(spec, reference, frame, profile=profile)
         storage.put_bytes(keys.drift_report(batch_id), html.encode(), "text/html")
         record.drift = decision.Drift(
             detected=drift.detected,

@@ -38,6 +38,9 @@ CLIENT_ENV: dict[str, str] = {
     # litellm (for GEPA; MLflow's genai evaluation and trace costs import it too when installed)
     # fetches a model price list from GitHub at import unless told to use its bundled copy.
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # MLflow's judges price each call from a model catalog fetched from GitHub (3 tries with
+    # backoff when offline, once per process): no fetch; the judge's cost is then not priced.
+    "MLFLOW_MODEL_CATALOG_URI": "",
 }
 TASK_TIMEOUT_MINUTES = 30
 RETRY_DELAY_SECONDS = 30  # Airflow's first retry delay; doubles per try (exponential backoff) up to:

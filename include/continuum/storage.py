@@ -83,6 +83,10 @@ class Keys:
     def reference(self, version: str) -> str:
         return f"{self.model(version)}reference.parquet"
 
+    def drift_profile(self, version: str) -> str:
+        """The reference's drift statistics (sorted values, counts), made once per version."""
+        return f"{self.model(version)}drift_profile.npz"
+
     def window(self, version: str) -> str:
         return f"{self.model(version)}window.json"
 

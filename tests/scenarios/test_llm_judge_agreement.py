@@ -50,7 +50,7 @@ def judged(loop, tmp_path, monkeypatch):
 
 
 def test_a_judge_that_agrees_with_people_counts_and_a_rerun_of_its_window_calls_nobody(judged):
-    from continuum.llm import live
+    from continuum.llm import judging
     from continuum.llm.backends import LLMConfig
     from continuum.llm.specs import get_assistant
 
@@ -69,7 +69,7 @@ def test_a_judge_that_agrees_with_people_counts_and_a_rerun_of_its_window_calls_
 
     calls = len(server.chat_requests("[continuum:judge]"))
     config = LLMConfig(base_url=server.base_url, model="test-model")
-    again = live.judge_window(get_assistant(SHOP), config, datetime.fromisoformat(record["window_end"]))
+    again = judging.judge_window(get_assistant(SHOP), config, datetime.fromisoformat(record["window_end"]))
     assert len(server.chat_requests("[continuum:judge]")) == calls, "a re-run of the window called the judge"
     assert again["cache"] == {"hits": len(stored["rows"]), "misses": 0, "hit_rate": 1.0}
     assert again["agreement"]["kappa"] == 1.0

@@ -22,7 +22,7 @@ TINY = Sizes.tiny(2000)
 AGREEING_FACTS = {  # facts both sides of a comparison must report identically
     "validate: GX suite vs pandas checks": ["success"],
     "read: read_batch vs pandas.read_csv": ["rows"],
-    "drift: detect_drift sampled vs Evidently unsampled": ["drifted"],
+    "drift: detect_drift every row vs Evidently unsampled": ["verdicts"],
     "landing: register vs put_object": ["bytes"],
     "fit: pipeline vs bare estimator": ["iterations"],
     "score: scoring.score vs predict_proba": ["rows", "mean_probability"],

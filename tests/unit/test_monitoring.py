@@ -113,12 +113,19 @@ def test_drift_share_from_the_spec_decides(reference):
     assert exactly.detected, "a share equal to drift_share counts as dataset drift"
 
 
-def test_large_frames_are_sampled_to_max_rows(reference):
+def test_the_verdict_reads_every_row_and_only_the_report_is_sampled(reference):
+    from continuum import drift_stats
+
     current = policies(seed=5, n=4000)
-    result, _ = monitoring.detect_drift(SPEC, reference, current, max_rows=1000, seed=7)
-    assert result.current_rows == 1000
-    assert result.reference_rows == 1000
+    result, html = monitoring.detect_drift(SPEC, reference, current, max_rows=1000, seed=7)
+    assert (result.current_rows, result.reference_rows) == (4000, len(reference))
+    assert "samples of 1,000 reference and 1,000 current rows" in html and "all 4,000 rows" in html
     assert len(current) == 4000  # the caller's frame is untouched
+    profile = drift_stats.profile(reference, *monitoring.drift_columns(SPEC))
+    for name, score in result.scores.items():  # the distance tests on every row, not Evidently's sample
+        assert score == drift_stats.column_drift(profile[name], current[name]), name
+    verdict_only, none = monitoring.detect_drift(SPEC, reference, current, profile=profile, report=False)
+    assert none == "" and verdict_only.scores == result.scores
 
 
 def test_inputs_are_not_modified(reference):

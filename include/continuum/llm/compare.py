@@ -327,7 +327,7 @@ def decide(
     "lost": [...], "judge": {"counted", "reason"}}; see the module docstring. `compared` are the
     candidates measured against production with enough evidence on both sides, `lost` those of
     them that were not better, not safe or over the cost cap (what counts toward retiring a
-    candidate). `judge` is the window's judge result (`continuum.llm.live.judge_window`), None
+    candidate). `judge` is the window's judge result (`continuum.llm.judging.judge_window`), None
     when no judge ran."""
     return _with_judge(_decide(spec, summary, production, candidates, judge), judge)
 

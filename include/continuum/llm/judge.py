@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from continuum.llm.backends import LLMConfig, LLMError
@@ -150,6 +150,7 @@ class Judge:
             "inputs": inputs,
             "outputs": outputs,
         }
+
         def call() -> dict[str, Any]:
             return self._call(inputs, outputs)
 
@@ -196,7 +197,7 @@ def _rating(value: Any, rationale: str | None) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _provider_key(key: str) -> Iterator[None]:
+def _provider_key(key: str) -> Generator[None, None, None]:
     """MLflow's OpenAI provider insists on OPENAI_API_KEY: the connection's, for this call only."""
     before = os.environ.get("OPENAI_API_KEY")
     os.environ["OPENAI_API_KEY"] = key or "no-key"
