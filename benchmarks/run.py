@@ -53,7 +53,7 @@ CASES = {
     "topology": "benchmarks.bench_topology",
 }
 # Cases run only when named (`python -m benchmarks.run topology`) and merged into RESULTS.md by hand:
-# they start the production topology (PostgreSQL and Redis must run) and take half an hour.
+# they start the production topology (PostgreSQL and Redis must run) and take about 45 minutes.
 SEPARATE = {"topology"}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = RESULTS.parent.parent
