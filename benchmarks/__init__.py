@@ -56,6 +56,7 @@ class Side:
     target: str  # "benchmarks.bench_x:function", a context manager yielding the callable to time
     kwargs: dict[str, Any] = field(default_factory=dict)
     repeats: int = REPEATS  # 1 for an operation that can run only once per set-up (a step of one batch)
+    timeout_s: float | None = None  # the worker's time limit, when longer than run.py's WORKER_TIMEOUT_S
 
 
 @dataclass(frozen=True)

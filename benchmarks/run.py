@@ -1,6 +1,7 @@
 """Run the benchmarks and write benchmarks/RESULTS.md: `python -m benchmarks.run [case ...]`.
 
-Cases: validation, drift, landing, training, redaction, parsing, memory, loop, rescoring (all when none is named). `--tiny N` runs
+Cases: validation, drift, landing, training, redaction, parsing, memory, loop, rescoring (all when none is named),
+and topology (only when named, see `SEPARATE`). `--tiny N` runs
 every code path at N rows and writes no RESULTS.md unless `--output` says where.
 
 How a side is measured: each side of each comparison runs in a fresh Python
@@ -49,7 +50,11 @@ CASES = {
     "memory": "benchmarks.bench_memory",
     "loop": "benchmarks.bench_loop",
     "rescoring": "benchmarks.bench_rescoring",
+    "topology": "benchmarks.bench_topology",
 }
+# Cases run only when named (`python -m benchmarks.run topology`) and merged into RESULTS.md by hand:
+# they start the production topology (PostgreSQL and Redis must run) and take about 45 minutes.
+SEPARATE = {"topology"}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = RESULTS.parent.parent
 MARKER = "BENCH_RESULT "
@@ -150,11 +155,11 @@ def run_side(side: Side) -> dict:
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=WORKER_TIMEOUT_S,
+            timeout=side.timeout_s or WORKER_TIMEOUT_S,
             env={**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore"},
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+        return {"error": f"timed out after {side.timeout_s or WORKER_TIMEOUT_S} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -289,7 +294,7 @@ def report(results: list[tuple[Comparison, dict, dict]], info: dict, sizes: Size
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", metavar="case", help=f"any of {', '.join(CASES)} (default: all)")
+    parser.add_argument("cases", nargs="*", metavar="case", help=f"any of {', '.join(CASES)} (default: all but {', '.join(sorted(SEPARATE))})")
     parser.add_argument("--tiny", type=int, metavar="N", help="every size set to N rows (a smoke run)")
     parser.add_argument("--output", type=Path, help="where to write the report (default: RESULTS.md)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -301,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
-    cases = args.cases or list(CASES)
+    cases = args.cases or [case for case in CASES if case not in SEPARATE]
     own_data = not os.environ.get(DATA_ENV)  # a temporary directory we make, and remove at the end
     sizes = Sizes.tiny(args.tiny) if args.tiny else Sizes()
     output = args.output or (None if args.tiny else RESULTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -203,23 +204,40 @@ def celery_tasks_per_worker(env: dict[str, str]) -> dict[str, int]:
 def production_env(home: Path, airflow_db: str, mlflow_db: str, login: tuple[str, str]) -> dict[str, str]:
     return platform_env(
         home,
+        # A killed worker's task is retried after 30 s without heartbeat (production: 120 s), 5 s later.
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
+        CONTINUUM_RETRY_DELAY_SECONDS="5",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{airflow_db}",
         CONTINUUM_MLFLOW_BACKEND_URI=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{mlflow_db}",
         AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/11",
+        # Keys of its own on the shared Redis, as the databases have names of their own: another
+        # engineer's run of this test must not take this one's tasks.
+        AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX=f"{airflow_db}:",
         CONTINUUM_CELERY_WORKERS="2",
         _AIRFLOW_WWW_USER_USERNAME=login[0],
         _AIRFLOW_WWW_USER_PASSWORD=login[1],
     )
 
 
-def land_and_wait_for_decision(env: dict[str, str], monkeypatch, domain: str, data: bytes) -> dict:
-    """Land a batch in the platform's S3 and wait, without triggering anything, until its record is final."""
-    from continuum import decision, landing, storage
+def land(env: dict[str, str], monkeypatch, domain: str, data: bytes, name: str = "prod-test") -> str:
+    """Land a batch in the platform's S3; returns its batch id."""
+    from continuum import landing, storage
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{env['CONTINUUM_S3_PORT']}")
     storage.client.cache_clear()
-    landing.land_file(domain, f"{domain}-prod-test.csv", data)
-    batch_id = storage.batch_id_for(data)
+    landing.land_file(domain, f"{domain}-{name}.csv", data)
+    return storage.batch_id_for(data)
+
+
+def land_and_wait_for_decision(env: dict[str, str], monkeypatch, domain: str, data: bytes) -> dict:
+    """Land a batch in the platform's S3 and wait, without triggering anything, until its record is final."""
+    return wait_for_decision(domain, land(env, monkeypatch, domain, data))
+
+
+def wait_for_decision(domain: str, batch_id: str) -> dict:
+    """The batch's decision record once its last step wrote (the platform's S3 must be AWS_ENDPOINT_URL)."""
+    from continuum import decision, storage
+
     while True:  # the land DAG polls every minute; the other DAGs follow by Assets
         record = decision.load(domain, batch_id)
         if record.quarantined or record.scores or "scoring" in record.extra:  # the last step wrote
@@ -242,9 +260,10 @@ def trigger_and_follow(env: dict[str, str], token: str, dag_id: str) -> str:
 
 
 @pytest.mark.services
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1260)
 def test_production_topology_runs_a_domain_loop_on_two_celery_workers(tmp_path, monkeypatch):
-    """`make up-prod`: Celery on PostgreSQL and Redis, FAB login, MLflow on its own database."""
+    """`make up-prod`: Celery on PostgreSQL and Redis, FAB login, MLflow on its own database; a second
+    batch is still decided, once, after the worker running its `train` is killed."""
     missing = services_reachable()
     if missing:
         if REQUIRE_SERVICES:
@@ -280,10 +299,14 @@ def test_production_topology_runs_a_domain_loop_on_two_celery_workers(tmp_path, 
         assert (domain,) in table_rows(mlflow_db, "SELECT name FROM registered_models")
         assert table_rows(airflow_db, "SELECT to_regclass('public.registered_models')") == [(None,)]
         airflow_ui.check_plugin(base, token)
+        versions_before = table_rows(mlflow_db, "SELECT count(*) FROM model_versions")[0][0]
+        running, record = check_worker_killed_mid_train(env, monkeypatch, airflow_db, mlflow_db, home, domain, running)
+        assert table_rows(mlflow_db, "SELECT count(*) FROM model_versions")[0][0] == versions_before + 1
         check_decision_in_chromium(base, token, login, tmp_path, record)  # last: skips here without Chromium
     finally:
         if supervisor.poll() is None:
-            stop_and_check(supervisor, home, running.get("children", {}))
+            children = running.get("children", {}) | (state.running(home) or {}).get("children", {})
+            stop_and_check(supervisor, home, children)
         conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -313,13 +336,93 @@ def check_decision_in_chromium(base: str, token: str, login: tuple[str, str], tm
     assert (f"champion\tv{champion}" if champion else "champion\tnone") in card, card
 
 
-def table_rows(database: str, query: str) -> list[tuple]:
+def table_rows(database: str, query: str, params: tuple = ()) -> list[tuple]:
     import psycopg2
 
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=database)
     try:
         with conn.cursor() as cur:
-            cur.execute(query)
+            cur.execute(query, params)
             return cur.fetchall()
     finally:
         conn.close()
+
+
+def running_train(airflow_db: str, dag_id: str, timeout: float) -> tuple[str, int]:
+    """(run_id, pid) of the decide DAG's `train` task once a worker runs it (pid set by the task runner)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = table_rows(airflow_db, "SELECT run_id, pid FROM task_instance WHERE dag_id = %s AND task_id = 'train' "
+                          "AND state = 'running' AND pid IS NOT NULL", (dag_id,))
+        if rows:
+            return rows[0]
+        time.sleep(0.5)
+    pytest.fail(f"no {dag_id}.train ran within {timeout:.0f}s")
+
+
+def worker_running(children: dict[str, int], pid: int) -> str:
+    """The Celery worker whose process tree holds `pid` (both run on this host: the TI hostname cannot tell)."""
+    import psutil
+
+    for name, worker_pid in children.items():
+        if name.startswith("celery-worker") and pid in {p.pid for p in psutil.Process(worker_pid).children(True)}:
+            return name
+    pytest.fail(f"process {pid} is under no Celery worker of {children}")
+
+
+def kill_tree(pid: int) -> int:
+    """SIGKILL a process and everything below it at once, as a machine dying would; returns how many."""
+    import psutil
+
+    root = psutil.Process(pid)
+    processes = [root, *root.children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    return len(processes)
+
+
+def worker_that_ran(home: Path, ti_id: str) -> str:
+    """The worker whose log shows it executing task instance `ti_id` (each try has its own id)."""
+    found = [log.stem for log in (home / "logs").glob("celery-worker-*.log") if ti_id in log.read_text(errors="replace")]
+    assert len(found) == 1, (ti_id, found)
+    return found[0]
+
+
+def check_worker_killed_mid_train(env, monkeypatch, airflow_db, mlflow_db, home, domain, running) -> tuple[dict, dict]:
+    """Issue #11: SIGKILL the worker running `train` of a second batch; the run still decides it, once.
+
+    The supervisor starts the dead worker again (compose's `restart: always`); Airflow sees the
+    task's heartbeat stop, fails the try and retries it on whichever worker takes it. Returns
+    the new platform.json and the batch's decision record.
+    """
+    from continuum import simulate
+
+    drifted = simulate.generate(domain, 3000, seed=11, faults=["covariate_drift"]).to_csv(index=False).encode()
+    batch_id = land(env, monkeypatch, domain, drifted, name="drifted")
+    dag_id = f"{domain}_decide"
+    run_id, pid = running_train(airflow_db, dag_id, timeout=240)
+    killed = worker_running(running["children"], pid)
+    killed_at = time.monotonic()
+    assert kill_tree(running["children"][killed]) >= 3  # the worker, its pool process, the task's supervisor...
+    record = wait_for_decision(domain, batch_id)
+    took = time.monotonic() - killed_at
+    after = state.running(home)
+    assert after and after["restarts"] == {killed: 1} and after["children"][killed] != running["children"][killed]
+    tries = table_rows(airflow_db, "SELECT try_number, state FROM task_instance_history WHERE dag_id = %s "
+                       "AND run_id = %s AND task_id = 'train' ORDER BY try_number", (dag_id, run_id))
+    assert tries and tries[0][1] == "failed", tries  # the killed try, failed by the heartbeat timeout
+    ti_id, try_number, ti_state = table_rows(
+        airflow_db, "SELECT id, try_number, state FROM task_instance WHERE dag_id = %s AND run_id = %s "
+        "AND task_id = 'train'", (dag_id, run_id))[0]
+    assert ti_state == "success" and try_number == len(tries) + 1, (ti_state, try_number, tries)
+    retried_on = worker_that_ran(home, str(ti_id))
+    print(f"worker-kill: {killed} killed during train of {batch_id}; retried as try {try_number} on "
+          f"{retried_on} ({'the restarted one' if retried_on == killed else 'the survivor'}); "
+          f"decision final {took:.0f}s after the kill")
+    # side effects keyed by the batch id: one version registered for it, the one the record names
+    versions = table_rows(mlflow_db, "SELECT version FROM model_version_tags WHERE name = %s AND key = 'batch_id' "
+                          "AND value = %s", (domain, batch_id))
+    assert versions == [(int(record["challenger"]["version"]),)], (versions, record["challenger"])
+    assert record["finished"] and {"train", "score"} <= set(record["steps"]), record
+    return after, record

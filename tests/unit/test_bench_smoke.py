@@ -51,7 +51,7 @@ def bench_data(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("case", [c for c in bench.CASES if c not in WORKER_ONLY])
+@pytest.mark.parametrize("case", [c for c in bench.CASES if c not in WORKER_ONLY | bench.SEPARATE])
 def test_every_comparison_runs_and_both_sides_agree(case, bench_data):
     comparisons = bench.comparisons([case], TINY)
     assert comparisons

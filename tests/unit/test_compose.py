@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from continuum.local.environment import TASK_HEARTBEAT_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
@@ -90,6 +92,8 @@ def test_airflow_service_settings(service):
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
         "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "AWS_ENDPOINT_URL": "http://minio:9000",
+        # one heartbeat timeout for every production topology (up-prod, compose, Helm)
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TASK_HEARTBEAT_TIMEOUT,
     }
     for key, value in expected.items():
         assert env.get(key, "").lower() == value.lower(), (
@@ -298,6 +302,7 @@ def test_helm_values_run_the_same_image_settings_loader_and_auth():
     assert values["postgresql"]["enabled"] is False and values["pgbouncer"]["enabled"] is True
     assert values["data"]["metadataSecretName"], "the metadata DB URL must come from a Secret"
     assert values["config"]["core"]["auth_manager"] == environment.FAB_AUTH_MANAGER
+    assert values["config"]["scheduler"]["task_instance_heartbeat_timeout"] == environment.TASK_HEARTBEAT_TIMEOUT
     assert values["airflowVersion"] == re.search(r"apache/airflow:(\d+\.\d+\.\d+)", (REPO / "Dockerfile").read_text())[1]
     names = {item["name"] for item in values["env"]}
     assert {"MLFLOW_TRACKING_URI", "CONTINUUM_BUCKET", "CONTINUUM_MLFLOW_ARTIFACTS"} <= names

@@ -88,6 +88,7 @@ def test_production_uses_celery_postgres_and_redis(tmp_path):
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg2://postgres@127.0.0.1:5432/continuum_airflow"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "120"  # a dead worker's tasks retry in 2 min
     assert plan.mlflow_backend_uri == "postgresql+psycopg2://postgres@127.0.0.1:5432/continuum_mlflow"
 
 

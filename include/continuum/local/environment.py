@@ -30,6 +30,8 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 ADMIN_USER_VARS = ("_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD")
 
+# Seconds without a heartbeat before the scheduler retries a task in production (compose sets the same).
+TASK_HEARTBEAT_TIMEOUT = "120"
 # Production topology without Docker: the local PostgreSQL and Redis services.
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 AIRFLOW_PG_DB = "continuum_airflow"
@@ -126,6 +128,9 @@ def airflow_env(
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + environ.get(
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", database
             ),
+            # A task on a worker that died is retried once its heartbeat (every 5 s) is this old:
+            # 2 minutes instead of Airflow's 5, and still 24 heartbeats of slack on a busy machine.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": TASK_HEARTBEAT_TIMEOUT,
         }
     else:
         env |= {

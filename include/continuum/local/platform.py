@@ -49,6 +49,11 @@ WORKERS_VAR = "CONTINUUM_CELERY_WORKERS"
 # The longest the scheduler and workers wait for the API server before starting anyway
 # (supervise() then reports whatever does not come up).
 API_START_TIMEOUT = 300.0
+# A Celery worker that dies (out of memory, killed) is started again, as compose's
+# `restart: always` and a Kubernetes Deployment do: Airflow retries its tasks once their
+# heartbeat times out, on whichever worker takes them. Any other component that dies stops
+# the platform, and so does a worker that has died this many times (it is broken, not unlucky).
+WORKER_RESTARTS = 3
 _print_lock = threading.Lock()
 
 
@@ -245,7 +250,7 @@ def banner(plan: environment.Plan) -> str:
     return "\n".join(lines)
 
 
-def state_record(plan: environment.Plan, running: list[Child], status: str) -> dict:
+def state_record(plan: environment.Plan, running: list[Child], status: str, restarts: dict | None = None) -> dict:
     exported = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
                 "CONTINUUM_MLFLOW_ARTIFACTS", "AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     return {
@@ -257,6 +262,7 @@ def state_record(plan: environment.Plan, running: list[Child], status: str) -> d
         "endpoints": plan.endpoints,
         "env": {k: plan.env[k] for k in exported if plan.env.get(k)},
         "children": {c.name: c.process.pid for c in running if c.process},
+        "restarts": restarts or {},
         "logs": str(plan.home / "logs"),
     }
 
@@ -337,11 +343,31 @@ def prepare(plan: environment.Plan, log_dir: Path) -> None:
     preflight.load_airflow_settings(plan, SETTINGS_FILE, log_dir)
 
 
+def restart_worker(plan: environment.Plan, worker: Child, restarts: dict[str, int]) -> bool:
+    """Start a dead Celery worker again (False once it has died `WORKER_RESTARTS` times, or for any other component).
+
+    What is left of its process group (pool processes) is killed first, so the new worker
+    does not run beside the remains of the old one under the same Celery node name.
+    """
+    if not worker.name.startswith("celery-worker") or restarts.get(worker.name, 0) >= WORKER_RESTARTS:
+        return False
+    restarts[worker.name] = restarts.get(worker.name, 0) + 1
+    say("continuum", f"{worker.name} exited unexpectedly (exit code {worker.exited()}); restarting it "
+        f"({restarts[worker.name]} of {WORKER_RESTARTS}); its tasks are retried after their heartbeat times out")
+    worker.signal(signal.SIGKILL, group=True)
+    worker.start(plan.env)
+    return True
+
+
 def supervise(plan: environment.Plan, running: list[Child], stop: threading.Event) -> int:
     """Wait for readiness, print the banner, then watch the children until stop or a death."""
     ready_shown, last_wait_note = False, time.monotonic()
+    restarts: dict[str, int] = {}
     while not stop.wait(1.0):
         dead = next((c for c in running if c.exited() is not None), None)
+        if dead and restart_worker(plan, dead, restarts):
+            state.write(plan.home, state_record(plan, running, "ready" if ready_shown else "starting", restarts))
+            continue
         if dead:
             say("continuum", f"{dead.name} exited unexpectedly (exit code {dead.exited()}); "
                 f"see {dead.log_path}. Stopping the other components.")
@@ -350,7 +376,7 @@ def supervise(plan: environment.Plan, running: list[Child], stop: threading.Even
             continue
         status = readiness(plan)
         if all(status.values()):
-            state.write(plan.home, state_record(plan, running, "ready"))
+            state.write(plan.home, state_record(plan, running, "ready", restarts))
             print(banner(plan), flush=True)
             ready_shown = True
         elif time.monotonic() - last_wait_note > 30:
