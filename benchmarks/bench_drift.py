@@ -32,7 +32,7 @@ FEW_VALUED = [f"few_{i}" for i in range(3)]
 CATEGORIES = [f"cat_{i}" for i in range(10)]
 NUMERIC = [*CONTINUOUS, *FEW_VALUED]
 SHIFTED = {*CONTINUOUS[:4], *FEW_VALUED[:2], *CATEGORIES[:3]}
-GRID = {"none": 0.0, "small": 0.02, "medium": 0.1, "large": 0.5}  # sd units, and mixing weight
+GRID = {"none": 0.0, "small": 0.05, "medium": 0.2, "large": 0.5}  # sd units, and mixing weight
 BAR_SPEEDUP = 30
 BAR_AGREEMENT = 0.95
 
@@ -178,9 +178,10 @@ def comparisons(sizes: Sizes) -> list[Comparison]:
                 "benchmarks.bench_drift:evidently_side",
                 {"rows": sizes.rows},
                 repeats=1,
+                timeout_s=3600,  # four DataDriftPreset runs of ~133 s each on a quiet machine
             ),
             meaning=_meaning,
             notes="synthetic 25-column frame (bench_drift.frame): 12 continuous, 3 four-valued, 10 categorical; "
-            "grid none / small (0.02) / medium (0.1) / large (0.5)",
+            "grid none / small (0.05) / medium (0.2) / large (0.5)",
         )
     ]

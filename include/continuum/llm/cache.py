@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from continuum import storage
 from continuum.llm.backends import ChatBackend, ChatResult
-
-log = logging.getLogger(__name__)
 
 
 def request_digest(request: Mapping[str, Any]) -> str:
