@@ -105,8 +105,15 @@ def landing_scan_grace() -> timedelta:
 
     The scan is the safety net there: it registers what no message announced, and keeping
     off the newest files keeps it from racing the event path for every file.
+    `CONTINUUM_LANDING_SCAN_GRACE_SECONDS` (default 60) is for a triggerer or workers so busy
+    that an event takes longer than that to be registered.
     """
-    return timedelta(seconds=60 if landing_mode() == "events" else 0)
+    if landing_mode() != "events":
+        return timedelta(0)
+    raw = os.environ.get("CONTINUUM_LANDING_SCAN_GRACE_SECONDS") or "60"
+    if not raw.isdigit():
+        raise ValueError(f"CONTINUUM_LANDING_SCAN_GRACE_SECONDS={raw!r} is not a whole number of seconds")
+    return timedelta(seconds=int(raw))
 
 
 def dags_dir() -> Path:
