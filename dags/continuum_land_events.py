@@ -9,7 +9,7 @@ common-messaging's `MessageQueueTrigger`, scheme `sqs`, connection
 
 | task | does |
 |---|---|
-| `register_announced` | for each domain a message names, registers everything under `landing/<domain>/` as `<domain>_land` does, and emits `<domain>_landed` (through the asset alias `continuum_landed`) while a batch of the domain waits, so `<domain>_decide` starts within seconds |
+| `register_announced` | for each domain a message names, registers everything under `landing/<domain>/` as `<domain>_land` does, and emits `<domain>_landed` (through the asset alias `continuum_landed`) while a batch of the domain waits, so `<domain>_decide` starts as soon as this task has run, not at the next scan |
 
 The trigger deletes a message once it has received it. A message that is lost (deleted,
 expired, received while the platform was down) only delays its batch: `<domain>_land`
