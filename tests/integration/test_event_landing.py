@@ -80,7 +80,7 @@ def until_decided(platform, batch_id: str, landed: float, timeout: float = 1200)
         if lease and lease.get("batch_id") == batch_id:
             seen["claimed"] = now
         record = read_json(platform, keys.decision(batch_id)) or {}
-        if record.get("quarantined") or record.get("scores") or "scoring" in record:
+        if record.get("finished"):  # the record's last step (score, or gate on a quarantine) wrote it
             seen.setdefault("claimed", now)  # a decision faster than one look at the lease
             return seen | {"decided": now, "quarantined": bool(record.get("quarantined"))}
         time.sleep(0.25)
