@@ -6,15 +6,19 @@ Built from every domain spec in `include/domains/*.yaml` and in the directories 
 
 | DAG | runs when | does |
 |---|---|---|
-| `<domain>_land` | every minute | registers files under `s3://<bucket>/landing/<domain>/` as batches, queues them, and emits `<domain>_landed` while any batch waits; joins late labels landed under `labels/<domain>/` to the scores (`continuum.labels`) |
+| `<domain>_land` | every minute (every 10 with `CONTINUUM_LANDING_MODE=events`) | registers files under `s3://<bucket>/landing/<domain>/` as batches, queues them, and emits `<domain>_landed` while any batch waits; joins late labels landed under `labels/<domain>/` to the scores (`continuum.labels`) |
 | `<domain>_decide` | `<domain>_landed` | one batch per run, the oldest waiting: gate, monitor, train, promote, score |
+
+In events mode (`CONTINUUM_LANDING_MODE=events`), `continuum_land_events.py` registers a
+file as soon as S3's notification reaches the triggerer and emits the same `<domain>_landed`;
+the scan here then runs every 10 minutes as the safety net for lost messages.
 
 `<domain>_decide` runs one at a time (`max_active_runs=1`), and a decision lease in S3
 (`leases/<domain>/decide.json`) keeps `continuum ingest --run` (which runs the same DAG
 with `dag.test()`) from deciding alongside it: so batches are decided and promoted in
 arrival order and every decision is judged against the champion it will replace. A run
 that finds another run's live lease skips: the batch stays queued and the land DAG wakes
-this DAG again a minute later. Skipping, rather than waiting or failing, keeps a busy
+this DAG again at its next scan. Skipping, rather than waiting or failing, keeps a busy
 domain from filling the pools with waiting tasks or paging anyone.
 
 The list of waiting batches lives in S3 (`queue/<domain>/`), not in the asset event:
@@ -32,13 +36,11 @@ A spec that fails validation does not hide the others: it is reported by
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from continuum import approval, settings
+from continuum import approval, landing, settings
 from continuum.specs import DomainSpec, load_domains
 from continuum_notifier import deadline_alert, default_args
 
@@ -47,7 +49,7 @@ RUNBOOK = "docs/runbook.md"
 
 
 def landed_asset(domain: str) -> Asset:
-    return Asset(name=f"{domain}_landed", uri=f"s3://{settings.bucket()}/batches/{domain}/")
+    return Asset(name=landing.landed_asset_name(domain), uri=f"s3://{settings.bucket()}/batches/{domain}/")
 
 
 def model_asset(domain: str) -> Asset:
@@ -87,10 +89,12 @@ def doc(spec: DomainSpec, kind: str, what: str, on_failure: str) -> str:
 
 def land_dag(spec: DomainSpec) -> DAG:
     landed = landed_asset(spec.name)
+    minutes = int(settings.landing_poll_interval().total_seconds() // 60)
+    interval = "minute" if minutes == 1 else f"{minutes} minutes (events mode: `continuum_land_events` registers files as they land)"
 
     @dag(
         dag_id=f"{spec.name}_land",
-        schedule=timedelta(minutes=1),
+        schedule=settings.landing_poll_interval(),  # 10 minutes in events mode: the safety net
         start_date=START,
         catchup=False,
         max_active_runs=1,
@@ -99,7 +103,7 @@ def land_dag(spec: DomainSpec) -> DAG:
         doc_md=doc(
             spec,
             "land",
-            f"Every minute, registers each file under `landing/{spec.name}/` as a batch whose id is the "
+            f"Every {interval}, registers each file under `landing/{spec.name}/` as a batch whose id is the "
             f"hash of its bytes and queues it under `queue/{spec.name}/`. While any batch waits for its "
             "decision it emits one asset event naming them, so an event Airflow dropped is sent again. "
             f"Beside it, `register_labels` joins labels files landed under `labels/{spec.name}/` to the "
@@ -116,7 +120,7 @@ def land_dag(spec: DomainSpec) -> DAG:
             from continuum.batches import pending
             from continuum.landing import register_landed as register
 
-            new = register(spec.name)
+            new = register(spec.name, older_than=settings.landing_scan_grace())  # events mode: the safety net
             waiting = pending(spec.name)
             if not waiting:
                 raise AirflowSkipException(f"no new files under landing/{spec.name}/ and no batch waiting")

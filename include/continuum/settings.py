@@ -66,6 +66,62 @@ def mlflow_bucket() -> str:
     return os.environ.get("CONTINUUM_MLFLOW_BUCKET", "continuum-mlflow")
 
 
+LANDING_MODES = ("poll", "events")
+# The Airflow connection the SQS trigger uses (conn_type aws). Always named, never the
+# inherited `aws_default`: the embedded platform sets it to its own endpoint.
+LANDING_EVENTS_CONN_ID = "continuum_landing_events"
+
+
+def landing_mode(environ: Mapping[str, str] | None = None) -> str:
+    """`landing.mode` (`CONTINUUM_LANDING_MODE`): `poll` (default) or `events`.
+
+    An environment variable, not an Airflow Variable: it changes which DAGs exist and how
+    often the land DAGs run, so it is read at parse time, where a Variable costs a call
+    to the metadata database on every parse.
+    """
+    environ = os.environ if environ is None else environ
+    mode = (environ.get("CONTINUUM_LANDING_MODE") or "poll").strip().lower()
+    if mode not in LANDING_MODES:
+        raise ValueError(f"CONTINUUM_LANDING_MODE={mode!r} is not a landing mode; set it to poll or events")
+    return mode
+
+
+def landing_queue() -> str:
+    """The SQS queue URL that S3 notifies of new landing objects (`CONTINUUM_LANDING_QUEUE`, events mode)."""
+    url = os.environ.get("CONTINUUM_LANDING_QUEUE", "").strip()
+    if not url:
+        raise ValueError(
+            "CONTINUUM_LANDING_MODE=events needs CONTINUUM_LANDING_QUEUE, the URL of the SQS queue that "
+            "receives the bucket's ObjectCreated notifications for landing/"
+        )
+    return url
+
+
+def landing_poll_interval() -> timedelta:
+    """How often `<domain>_land` scans (`CONTINUUM_LANDING_POLL_MINUTES`): 1, or 10 in events mode (the safety net)."""
+    default = "10" if landing_mode() == "events" else "1"
+    raw = os.environ.get("CONTINUUM_LANDING_POLL_MINUTES") or default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CONTINUUM_LANDING_POLL_MINUTES={raw!r} is not a positive whole number of minutes")
+    return timedelta(minutes=int(raw))
+
+
+def landing_scan_grace() -> timedelta:
+    """In events mode the scan leaves files younger than this to their event (none in poll mode).
+
+    The scan is the safety net there: it registers what no message announced, and keeping
+    off the newest files keeps it from racing the event path for every file.
+    `CONTINUUM_LANDING_SCAN_GRACE_SECONDS` (default 60) is for a triggerer or workers so busy
+    that an event takes longer than that to be registered.
+    """
+    if landing_mode() != "events":
+        return timedelta(0)
+    raw = os.environ.get("CONTINUUM_LANDING_SCAN_GRACE_SECONDS") or "60"
+    if not raw.isdigit():
+        raise ValueError(f"CONTINUUM_LANDING_SCAN_GRACE_SECONDS={raw!r} is not a whole number of seconds")
+    return timedelta(seconds=int(raw))
+
+
 def dags_dir() -> Path:
     return REPO_ROOT / "dags"
 

@@ -259,6 +259,18 @@ def get_bytes(key: str) -> bytes:
     return buffer.getvalue()
 
 
+def get_bytes_or_none(key: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist (any other error raises)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return get_bytes(key)
+    except ClientError as exc:
+        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+
+
 def stream(key: str, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
     """The object's bytes in chunks, for a response that should not hold a report in memory.
 

@@ -111,3 +111,20 @@ def test_passwords_file_holds_the_fixed_login_and_keeps_other_users(tmp_path):
     path.write_text(json.dumps({"admin": "generated", "bob": "secret"}))
     environment.write_passwords_file(path)
     assert json.loads(path.read_text()) == {"admin": "admin", "bob": "secret"}
+
+
+def test_events_mode_on_the_embedded_s3_names_its_queue_and_the_triggers_connection(tmp_path):
+    from continuum.local.platform import children
+
+    plan = plan_for(tmp_path, CONTINUUM_LANDING_MODE="events", CONTINUUM_S3_PORT="19000")
+    assert plan.env["CONTINUUM_LANDING_QUEUE"] == "http://127.0.0.1:19000/123456789012/continuum-landing"
+    connection = json.loads(plan.env["AIRFLOW_CONN_CONTINUUM_LANDING_EVENTS"])
+    assert connection["conn_type"] == "aws" and connection["extra"]["endpoint_url"] == "http://127.0.0.1:19000"
+    [s3] = [c for c in children(plan, tmp_path) if c.name == "s3"]
+    assert s3.command[-2:] == ["--landing-queue", "continuum-landing"]
+    # poll mode, or events mode with your own S3: nothing of the kind is invented
+    for user in ({}, {"CONTINUUM_LANDING_MODE": "events", "AWS_ENDPOINT_URL": "http://minio:9000"}):
+        plan = plan_for(tmp_path, **user)
+        assert "CONTINUUM_LANDING_QUEUE" not in plan.env and "AIRFLOW_CONN_CONTINUUM_LANDING_EVENTS" not in plan.env
+    with pytest.raises(ValueError, match="CONTINUUM_LANDING_MODE='push'"):
+        settings.landing_mode({"CONTINUUM_LANDING_MODE": "push"})

@@ -38,6 +38,11 @@ AIRFLOW_PG_DB = "continuum_airflow"
 MLFLOW_PG_DB = "continuum_mlflow"
 REDIS_BROKER = "redis://127.0.0.1:6379/0"
 
+# Events mode on the embedded S3: moto's SQS queue. moto's default account makes its URL
+# known before the queue exists, so every component gets it in its environment.
+LANDING_QUEUE = "continuum-landing"
+MOTO_ACCOUNT = "123456789012"
+
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "continuum", "AWS_SECRET_ACCESS_KEY": "continuum"}
 
 
@@ -151,6 +156,31 @@ def s3_env(environ: Mapping[str, str], ports_: Ports) -> dict[str, str]:
     return env
 
 
+def landing_env(environ: Mapping[str, str], ports_: Ports) -> dict[str, str]:
+    """Events mode on the embedded S3: the URL of its SQS queue and the trigger's connection to it.
+
+    The connection names the endpoint and the dummy credentials itself (an `AIRFLOW_CONN_*`
+    variable, because the port is only known here), so the trigger never falls back to
+    whatever AWS configuration the triggerer's machine has. With your own S3 endpoint, set
+    `CONTINUUM_LANDING_QUEUE` and the connection yourself (README, "Event-driven landing").
+    """
+    if settings.landing_mode(environ) != "events" or user_s3_endpoint(environ):
+        return {}
+    endpoint = f"http://{HOST}:{ports_.s3}"
+    connection = {
+        "conn_type": "aws",
+        # Any credentials do for moto; not DUMMY_AWS's, because Airflow masks a connection's password
+        # in every log line, and "continuum" would then read "***" all over the triggerer's log.
+        "login": "embedded-moto",
+        "password": "embedded-moto-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    return {
+        "CONTINUUM_LANDING_QUEUE": f"{endpoint}/{MOTO_ACCOUNT}/{LANDING_QUEUE}",
+        f"AIRFLOW_CONN_{settings.LANDING_EVENTS_CONN_ID.upper()}": json.dumps(connection),
+    }
+
+
 def mlflow_backend_uri(environ: Mapping[str, str], production: bool = False) -> str:
     """The MLflow server's store; `CONTINUUM_MLFLOW_BACKEND_URI` overrides it (tests, other databases)."""
     if environ.get("CONTINUUM_MLFLOW_BACKEND_URI"):
@@ -194,6 +224,7 @@ def plan(
         ours["CONTINUUM_SIMULATOR"] = "on"  # the local platform feeds itself simulated batches
     ours |= airflow_env(environ, ports_, secrets, production)
     ours |= s3_env(environ, ports_)
+    ours |= landing_env(environ, ports_)
     ours |= mlflow_env(environ, ports_)
     env = ours | environ  # the user's variables win
     env |= settings.client_env(env)  # bounded client retries, and the pickle guard pinned off

@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from continuum import settings
 from continuum.local import environment, preflight, state
 from continuum.local.airflow_settings import DEFAULT_FILE as SETTINGS_FILE
 
@@ -150,6 +151,8 @@ def children(plan: environment.Plan, log_dir: Path) -> list[Child]:
         buckets = [environment.bucket(plan.env), environment.mlflow_bucket(plan.env)]
         command = [sys.executable, "-m", "continuum.local.s3server", "--host", host, "--port", str(plan.ports.s3)]
         command += ["--snapshot-dir", str(plan.home / "s3")] + [arg for b in buckets for arg in ("--bucket", b)]
+        if settings.landing_mode(plan.env) == "events":  # moto's SQS queue, notified of new landing objects
+            command += ["--landing-queue", environment.LANDING_QUEUE]
         result.append(Child("s3", command, log_dir / "s3.log"))
     if plan.start_mlflow:
         command = [str(BIN / "mlflow"), "server", "--backend-store-uri", plan.mlflow_backend_uri]

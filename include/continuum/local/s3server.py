@@ -8,6 +8,11 @@ start, written every `interval` seconds (changed objects only) and on a clean st
 An exclusive lock on the directory stops two endpoints from overwriting each other's
 snapshot.
 
+With `--landing-queue` (events mode) the same server also serves SQS: the queue is created
+and the first bucket notifies it of every object created under `landing/`
+(`continuum.landing_events.subscribe`). Queued messages live in memory only and are not
+snapshotted: a message lost with a restart is what the poll DAG is there for.
+
 Run as a child process of the platform: `python -m continuum.local.s3server --port 9000`.
 """
 
@@ -80,10 +85,14 @@ def port_is_free(host: str, port: int) -> bool:
 class EmbeddedS3:
     """A moto S3 server on `host:port` (0 = any free port) backed by `snapshot_dir`."""
 
-    def __init__(self, snapshot_dir: Path, port: int = 0, host: str = "127.0.0.1", buckets=()):
+    def __init__(
+        self, snapshot_dir: Path, port: int = 0, host: str = "127.0.0.1", buckets=(), landing_queue: str | None = None
+    ):
         self.snapshot_dir = Path(snapshot_dir)
         self.host, self.port = host, port
         self.buckets = [b for b in buckets if b]
+        self.landing_queue = landing_queue  # SQS queue the first bucket notifies of new landing objects
+        self.landing_queue_url: str | None = None
         self._server = None
         self._lock_file = None
         self._mutex = threading.Lock()
@@ -110,6 +119,10 @@ class EmbeddedS3:
         restored = self.restore()
         for name in self.buckets:
             self._ensure_bucket(name)
+        if self.landing_queue and self.buckets:
+            from continuum.landing_events import subscribe
+
+            self.landing_queue_url = subscribe(self.client(), self.client("sqs"), self.buckets[0], self.landing_queue)
         log.info("event=s3_started endpoint=%s restored_objects=%d", self.endpoint, restored)
         return self.endpoint
 
@@ -131,11 +144,11 @@ class EmbeddedS3:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def client(self):
+    def client(self, service: str = "s3"):
         import boto3
 
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="continuum",
@@ -280,6 +293,8 @@ def serve(server: EmbeddedS3, interval: float = 30.0) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     print(f"S3 endpoint ready at {server.endpoint} (snapshot: {server.snapshot_dir})", flush=True)
+    if server.landing_queue_url:
+        print(f"SQS queue {server.landing_queue_url} is notified of new objects under landing/", flush=True)
     while not stop.wait(interval):
         try:
             written = server.snapshot()
@@ -299,10 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot-dir", type=Path, required=True)
     parser.add_argument("--bucket", action="append", default=[])
     parser.add_argument("--interval", type=float, default=30.0)
+    parser.add_argument("--landing-queue", help="events mode: SQS queue the first --bucket notifies of landing/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        return serve(EmbeddedS3(args.snapshot_dir, args.port, args.host, args.bucket), args.interval)
+        return serve(EmbeddedS3(args.snapshot_dir, args.port, args.host, args.bucket, args.landing_queue), args.interval)
     except (OSError, SnapshotLockedError) as exc:
         print(f"continuum: the embedded S3 endpoint cannot start: {exc}", flush=True)
         return 2
