@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import probe_assistant
 import pytest
 from llm_server import GEPA_MARK, GIFT_RULE, MODEL_ID, LLMTestServer
 
@@ -28,17 +29,9 @@ KEY = "test-key"
 
 
 def make_spec() -> AssistantSpec:
-    return AssistantSpec.model_validate(
-        {
-            "name": "shop",
-            "description": "d",
-            "owner": "o",
-            "business": "retail",
-            "primary_score": "outcome",
-            "tools": [{"name": "search_products", "parameters": {"type": "object", "properties": {}}}],
-            "price": {"input_per_1k": 0.001, "output_per_1k": 0.002},
-            "prompts": [{"template": BASE}],
-        }
+    return probe_assistant.spec(
+        tools=[{"name": "search_products", "parameters": {"type": "object", "properties": {}}}],
+        prompts=[{"template": BASE}],
     )
 
 
